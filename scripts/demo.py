@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""`make demo`: deploy the built-in example from a fresh git repository and say how to deploy a change.
+
+Runs against the local test environment (scripts/testenv up): registry 127.0.0.1:5000, sshd on 2222 as the VPS.
+Idempotent: a second run deploys the demo repository's HEAD again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "fullstack"
+DEMO = ROOT / ".demo" / "fullstack"
+APP = "fullstack"
+
+
+def git(*args: str) -> None:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "shipline demo", "GIT_AUTHOR_EMAIL": "demo@shipline.invalid",
+           "GIT_COMMITTER_NAME": "shipline demo", "GIT_COMMITTER_EMAIL": "demo@shipline.invalid"}
+    subprocess.run(["git", "-C", str(DEMO), *args], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def choose_port() -> int:
+    """8443 unless taken; a port already chosen by an earlier demo run is kept (its proxy holds it)."""
+    saved = DEMO.parent / "port"
+    if saved.is_file():
+        return int(saved.read_text())
+    port = next(p for p in range(8443, 8543) if port_free(p))
+    saved.write_text(str(port))
+    return port
+
+
+def create_repo() -> None:
+    shutil.copytree(EXAMPLE, DEMO, ignore=shutil.ignore_patterns(".shipline", "__pycache__"))
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "demo: the example app")
+    (DEMO / ".shipline").mkdir(exist_ok=True)
+    (DEMO / ".shipline" / "secrets").write_text(f"POSTGRES_PASSWORD={secrets.token_urlsafe(18)}\n")
+
+
+def remove() -> None:
+    subprocess.run(["docker", "compose", "--project-name", APP, "down", "--volumes", "--remove-orphans"], check=False)
+    shutil.rmtree(DEMO.parent, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--remove", action="store_true", help="stop the demo app and delete its repository")
+    if parser.parse_args().remove:
+        remove()
+        return 0
+    if not DEMO.is_dir():
+        create_repo()
+    port = choose_port()
+    env = {**os.environ, "HTTPS_PORT": str(port)}
+    shipline = [sys.executable, "-m", "shipline"]
+    start = time.monotonic()
+    proc = subprocess.run([*shipline, "deploy"], cwd=DEMO, env=env, check=False)
+    if proc.returncode != 0:
+        print(f"\nThe demo deploy failed (exit status {proc.returncode}); the output above says why.", file=sys.stderr)
+        return proc.returncode
+    url = f"https://127.0.0.1:{port}/"
+    rel = os.path.relpath(DEMO, Path.cwd())
+    print(f"""
+The example app is live at {url}  (self-signed certificate: curl -k {url}api/version)
+Deployed in {time.monotonic() - start:.0f}s from a fresh git repository at {rel}.
+
+Deploy a change:
+  cd {rel}
+  sed -i 's/Hello from shipline/Hello again/' frontend/public/index.html
+  git commit -qam "change the greeting"
+  {os.path.relpath(sys.executable)} -m shipline deploy       # build, test, publish, zero-surprise deploy
+  {os.path.relpath(sys.executable)} -m shipline releases     # history; `shipline rollback` undoes the last deploy
+Remove the demo: make clean-demo
+""")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

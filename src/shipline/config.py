@@ -1,0 +1,414 @@
+"""The shipline.yml schema and its loader.
+
+Everything a user can get wrong in shipline.yml is caught here, before anything runs, and reported
+as one paragraph per problem naming the file, the key path and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .compose import ComposeFileError, ComposeProject, load_compose
+from .errors import ConfigError
+from .interpolation import MissingVariable, interpolate
+
+NAME_RE = r"^[a-z0-9][a-z0-9_-]*$"
+PLACEHOLDERS = ("sha", "short_sha", "ref", "app")
+
+
+class _Strict(BaseModel):
+    # Numbers become strings where a string is expected (`PORT: 8000` in env or build args), as in Compose.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+def _command(value: Any) -> Any:
+    """One clear error for a wrong command, instead of one per member of `str | list[str]`."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str | int | float) for v in value):
+        return [str(v) for v in value]
+    raise ValueError("not a command")
+
+
+Command = Annotated[str | list[str], BeforeValidator(_command)]
+
+
+class BuildSpec(_Strict):
+    """How to build one Compose service's image."""
+
+    context: str = "."
+    dockerfile: str | None = None
+    target: str | None = None
+    args: dict[str, str] = Field(default_factory=dict)
+    image: str | None = Field(default=None, pattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
+
+    @field_validator("args")
+    @classmethod
+    def _known_placeholders(cls, args: dict[str, str]) -> dict[str, str]:
+        for key, value in args.items():
+            for name in re.findall(r"\{([^{}]*)\}", value):
+                if name not in PLACEHOLDERS:
+                    raise ValueError(
+                        f"build arg {key} uses unknown placeholder {{{name}}}; "
+                        f"known placeholders are {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"
+                    )
+        return args
+
+
+class TestStep(_Strict):
+    """A test or lint command run in a container; a non-zero exit stops the pipeline."""
+
+    name: str = Field(pattern=NAME_RE)
+    service: str | None = None
+    image: str | None = None
+    run: Command
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+
+    @model_validator(mode="after")
+    def _one_image_source(self) -> TestStep:
+        if (self.service is None) == (self.image is None):
+            raise ValueError(
+                "give exactly one of `service` (run in that service's freshly built image) "
+                "or `image` (run in any image, with the checkout mounted at /workspace)"
+            )
+        return self
+
+
+class Registry(_Strict):
+    """Where images are pushed and pulled from (Docker Hub, GHCR, any registry v2)."""
+
+    url: str = Field(pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9._/-]+)?$")
+    username: str | None = None
+    password_secret: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _credentials_pair(self) -> Registry:
+        if (self.username is None) != (self.password_secret is None):
+            raise ValueError("give both `username` and `password_secret`, or neither (anonymous registry)")
+        return self
+
+
+ADDRESS_RE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::(?P<port>\d+))?$")
+HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+$|^SHA256:[A-Za-z0-9+/=]{43}$")
+
+
+class Host(_Strict):
+    """A server deployed to over SSH. Its host key is pinned: an unknown or changed key is refused."""
+
+    address: str
+    ssh_key: str | None = None
+    host_key: str | None = None  # unset: the first connection is refused with the key to pin
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not ADDRESS_RE.match(value):
+            raise ValueError("not an SSH address")
+        return value
+
+    @field_validator("host_key")
+    @classmethod
+    def _host_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = " ".join(value.split()[:2])  # a pasted known_hosts line may carry a comment
+        if not HOST_KEY_RE.match(value):
+            raise ValueError("not an SSH host key")
+        return value
+
+    @property
+    def user(self) -> str:
+        m = ADDRESS_RE.match(self.address)
+        assert m
+        return m.group("user") or "root"
+
+    @property
+    def hostname(self) -> str:
+        m = ADDRESS_RE.match(self.address)
+        assert m
+        return m.group("host").strip("[]")
+
+    @property
+    def port(self) -> int:
+        m = ADDRESS_RE.match(self.address)
+        assert m
+        return int(m.group("port") or 22)
+
+
+class ServiceDeploy(_Strict):
+    """Per-service deploy settings."""
+
+    health_timeout: Annotated[float, Field(gt=0)] | None = None
+
+
+class Migrate(_Strict):
+    """A one-off command (database migrations) run with the new image before services are updated."""
+
+    service: str
+    command: Command
+
+
+class Deploy(_Strict):
+    order: list[str] | None = None
+    path: str = Field(default=".shipline", pattern=r"^[A-Za-z0-9._/-]+$")
+    keep_releases: Annotated[int, Field(ge=1, le=100)] = 5
+    health_timeout: Annotated[float, Field(gt=0)] = 60
+    services: dict[str, ServiceDeploy] = Field(default_factory=dict)
+    migrate: Migrate | None = None
+    lock_wait: Annotated[float, Field(ge=0)] = 120
+    lock_ttl: Annotated[float, Field(gt=0)] = 1800
+
+
+class Config(_Strict):
+    """shipline.yml: what Compose cannot say (what to build and test, where and how to deploy)."""
+
+    app: str = Field(pattern=NAME_RE, max_length=48)
+    compose: str = "docker-compose.prod.yml"
+    branch: str = "main"
+    sha_length: Annotated[int, Field(ge=4, le=40)] = 7
+    registry: Registry
+    build: dict[str, BuildSpec] = Field(default_factory=dict)
+    test: list[TestStep] = Field(default_factory=list)
+    hosts: list[Host] = Field(min_length=1)
+    deploy: Deploy = Field(default_factory=Deploy)
+    secrets: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=list)
+    secrets_file: str = ".shipline/secrets"
+    env: dict[str, str] = Field(default_factory=dict)
+
+    def health_timeout(self, service: str) -> float:
+        svc = self.deploy.services.get(service)
+        return svc.health_timeout if svc and svc.health_timeout else self.deploy.health_timeout
+
+    def image_name(self, service: str) -> str:
+        """Repository path of a built service, e.g. `127.0.0.1:5000/myapp/backend`."""
+        spec = self.build[service]
+        return f"{self.registry.url}/{spec.image or f'{self.app}/{service}'}"
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded, cross-checked configuration and where it lives."""
+
+    config: Config
+    path: Path  # shipline.yml
+    compose: ComposeProject
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def repo_root(self) -> Path:
+        """The git work tree holding shipline.yml (it may sit in a subdirectory)."""
+        for d in (self.root, *self.root.parents):
+            if (d / ".git").exists():
+                return d
+        return self.root
+
+    @property
+    def root_in_repo(self) -> str:
+        rel = self.root.relative_to(self.repo_root).as_posix()
+        return "" if rel == "." else rel
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".shipline"
+
+    def rollout_order(self) -> list[str]:
+        return list(self.config.deploy.order or self.compose.default_order())
+
+
+# Fixes shown for a key when it is missing or wrong, by the key's last name.
+HINTS: dict[str, str] = {
+    "app": "Name the app in lower case letters, digits, `-` or `_`, e.g. `app: myshop`; it becomes the Compose project name on the hosts.",
+    "registry": "Give the registry images are pushed to, e.g. `registry: {url: ghcr.io/myorg}`; add both `username` and `password_secret` if it needs a login.",
+    "url": "Give the registry as host[:port][/namespace], e.g. `ghcr.io/myorg` or `127.0.0.1:5000`.",
+    "hosts": "List at least one server, e.g. `hosts: [{address: deploy@203.0.113.10, ssh_key: ~/.ssh/id_ed25519, host_key: 'ssh-ed25519 AAAA...'}]`.",
+    "host_key": "Pin the server's SSH host key: run `shipline keyscan user@host:port` from a trusted network and paste the printed `ssh-ed25519 AAAA...` line here (or give the key's `SHA256:...` fingerprint).",
+    "address": "Write the server as user@host or user@host:port, e.g. `deploy@203.0.113.10:22`.",
+    "run": "Give the command as a string (run with sh -c) or as a non-empty list of arguments.",
+    "command": "Give the command as a string (run with sh -c) or as a non-empty list of arguments.",
+    "keep_releases": "Give a whole number from 1 to 100; older images are pruned from the hosts.",
+    "health_timeout": "Give the seconds to wait for a service to become healthy, e.g. `health_timeout: 60`.",
+    "sha_length": "Give a whole number from 4 to 40 (7 matches `git rev-parse --short`).",
+    "name": "Name the step in lower case letters, digits, `-` or `_`.",
+    "secrets": "Name each secret like an environment variable (letters, digits and `_`, not starting with a digit), e.g. `DATABASE_PASSWORD`.",
+    "image": "Give the image's repository path under the registry in lower case, e.g. `myorg/backend`; leave it out for `<app>/<service>`.",
+    "path": "Give the directory on the hosts, relative to the SSH user's home, that holds the releases, e.g. `.shipline` (letters, digits, `.`, `_`, `-`, `/`).",
+    "password_secret": "Name the secret that holds the registry password (an environment variable or a line of the secrets file), e.g. `password_secret: REGISTRY_PASSWORD`.",
+}
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The field names allowed at the mapping that holds `loc`'s last key."""
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            continue
+        model = _model_in(field.annotation)
+    return list(model.model_fields) if model is not None and hasattr(model, "model_fields") else []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _describe(err: Mapping[str, Any], file: str) -> str:
+    loc = tuple(err["loc"])
+    # Errors raised in model validators carry no field name: they are about the mapping itself.
+    where = _loc(loc) or "(top level)"
+    key = next((p for p in reversed(loc) if isinstance(p, str)), "")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"Did you mean `{close[0]}`? " if close else ""
+        return f"{file}: {where}: unknown key. {hint}Allowed keys here: {', '.join(allowed)}."
+    if kind == "missing":
+        return f"{file}: {where}: this key is required. {HINTS.get(key, '')}".rstrip()
+    # Pydantic's own wording would quote the regular expression; the hint says what is expected.
+    msg = "not in the expected form" if kind == "string_pattern_mismatch" else str(err["msg"]).removeprefix("Value error, ")
+    given = err.get("input")
+    shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
+    return f"{file}: {where}: {msg}{shown}. {HINTS.get(key, '')}".rstrip()
+
+
+def parse_config(data: Any, file: str, env: Mapping[str, str]) -> Config:
+    """Validate already-parsed YAML; raises ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        what = "empty" if data is None else f"a YAML {type(data).__name__}"
+        raise ConfigError([f"{file}: the file must be a YAML mapping of keys such as `app:`, `registry:`, `hosts:`; it is {what}. Run `shipline init` for a starter file."])
+    try:
+        data = interpolate(data, env)
+    except MissingVariable as exc:
+        raise ConfigError([
+            f"{file}: {exc.path}: uses ${{{exc.name}}}, but the environment variable {exc.name} is not set (or is empty). "
+            f"Export it, or give a default with ${{{exc.name}:-value}}."
+        ]) from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_describe(e, file) for e in exc.errors()]) from None
+
+
+def _cross_check(config: Config, root: Path, file: str) -> tuple[ComposeProject | None, list[str]]:
+    problems: list[str] = []
+    compose_path = root / config.compose
+    compose: ComposeProject | None = None
+    if not compose_path.is_file():
+        problems.append(f"{file}: compose: the Compose file {compose_path} does not exist. Set `compose:` to your production Compose file, relative to {file}.")
+    else:
+        try:
+            compose = load_compose(compose_path)
+        except ComposeFileError as exc:
+            reason = " ".join(str(exc).split())  # a YAML error spans lines; a problem is one paragraph
+            problems.append(
+                f"{file}: compose: {compose_path} cannot be used: {reason}. "
+                "Fix the Compose file or point `compose:` at another one."
+            )
+    services = set(compose.services) if compose else set()
+    for name, spec in config.build.items():
+        if compose and name not in services:
+            problems.append(f"{file}: build.{name}: there is no service {name!r} in {config.compose}. Build keys name Compose services: {', '.join(sorted(services))}.")
+        context = root / spec.context
+        if not context.is_dir():
+            problems.append(f"{file}: build.{name}.context: the directory {context} does not exist. Give the build context relative to {file}.")
+        else:
+            dockerfile = context / (spec.dockerfile or "Dockerfile")
+            if not dockerfile.is_file():
+                problems.append(f"{file}: build.{name}.dockerfile: {dockerfile} does not exist. Give the Dockerfile's path relative to the build context.")
+    for i, step in enumerate(config.test):
+        if step.service is not None and step.service not in config.build:
+            problems.append(f"{file}: test[{i}].service: {step.service!r} is not built by shipline. Use one of the `build:` services ({', '.join(config.build) or 'none'}) or give `image:` instead.")
+    names = [s.name for s in config.test]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"{file}: test: two steps are named {dup!r}. Give each step its own name.")
+    if compose:
+        for i, name in enumerate(config.deploy.order or []):
+            if name not in services:
+                problems.append(f"{file}: deploy.order[{i}]: there is no service {name!r} in {config.compose}. Services: {', '.join(sorted(services))}.")
+        if config.deploy.order is not None:
+            missing = [s for s in config.build if s not in config.deploy.order]
+            if missing:
+                problems.append(f"{file}: deploy.order: built services {', '.join(missing)} are not in the order, so they would never be deployed. Add them.")
+        for name in config.deploy.services:
+            if name not in services:
+                problems.append(f"{file}: deploy.services.{name}: there is no service {name!r} in {config.compose}.")
+        if config.deploy.migrate and config.deploy.migrate.service not in config.build:
+            problems.append(f"{file}: deploy.migrate.service: {config.deploy.migrate.service!r} is not built by shipline; migrations run in a freshly built image. Use one of: {', '.join(config.build)}.")
+        if not config.deploy.order:
+            try:
+                compose.default_order()
+            except ComposeFileError as exc:
+                problems.append(f"{file}: deploy.order: {exc}; give the order explicitly.")
+    for i, host in enumerate(config.hosts):
+        if host.ssh_key is not None:
+            key = Path(os.path.expanduser(host.ssh_key))
+            key = key if key.is_absolute() else root / key
+            if not key.is_file():
+                problems.append(f"{file}: hosts[{i}].ssh_key: the private key {key} does not exist. Give the path of the SSH key that may log in to {host.address}.")
+    return compose, problems
+
+
+def load_project(path: Path, env: Mapping[str, str] | None = None) -> Project:
+    """Read, validate and cross-check shipline.yml; raises ConfigError before anything runs."""
+    env = os.environ if env is None else env
+    file = str(path)
+    if not path.is_file():
+        raise ConfigError([f"{file}: no such file. Run `shipline init` to write a starter shipline.yml, or pass `--config PATH`."])
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{file}: not valid YAML{where}: {problem}. Check the indentation and quoting there."]) from None
+    config = parse_config(data, file, env)
+    root = path.resolve().parent
+    compose, problems = _cross_check(config, root, file)
+    if problems:
+        raise ConfigError(problems)
+    assert compose is not None
+    return Project(config=config, path=path.resolve(), compose=compose)
+
+
+def resolve_key_path(project: Project, host: Host) -> Path | None:
+    if host.ssh_key is None:
+        return None
+    key = Path(os.path.expanduser(host.ssh_key))
+    return key if key.is_absolute() else project.root / key
+

@@ -1,0 +1,58 @@
+"""The one small interface every executor implements: run a command, put a file."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import StepFailed
+
+LineSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    output: str  # stdout and stderr interleaved, secrets already masked
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def tail(self, lines: int = 20) -> str:
+        return "\n".join(self.output.rstrip("\n").splitlines()[-lines:])
+
+    def check(self, what: str | None = None) -> CommandResult:
+        if not self.ok:
+            raise StepFailed(
+                f"{what or shlex.join(self.argv)} failed with exit status {self.returncode}:\n{self.tail()}",
+                self.returncode,
+                self.output,
+            )
+        return self
+
+
+class Executor(Protocol):
+    """Where commands run. Output is masked by the executor, so no caller can leak a secret by printing it."""
+
+    name: str
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        on_line: LineSink | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult: ...
+
+    def put(self, path: str, data: bytes, mode: int = 0o644) -> None: ...
+
+    def read(self, path: str) -> bytes | None:
+        """A file's content, or None when it does not exist."""
+        ...
+
+    def close(self) -> None: ...

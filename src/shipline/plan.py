@@ -1,0 +1,200 @@
+"""A deploy as data: configuration + trigger compile into stages of steps, printed by `shipline plan`.
+
+Nothing here touches Docker, git or the network, so every decision the pipeline makes up front is
+tested as plain data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import yaml
+
+from . import docker_commands as dc
+from .config import Host, Project
+from .layout import HostLayout
+
+OCI = "org.opencontainers.image"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What asked for this deploy: the commit and who or what pushed it."""
+
+    ref: str
+    sha: str
+    short_sha: str
+    source: str = "cli"
+    actor: str = ""
+    source_url: str = ""
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    service: str
+    ref: str
+    argv: tuple[str, ...]  # paths relative to the checkout
+
+
+@dataclass(frozen=True)
+class TestStepPlan:
+    name: str
+    argv: tuple[str, ...]  # `{workspace}` stands for the checkout's path
+    container: str
+
+
+@dataclass(frozen=True)
+class ServiceRollout:
+    service: str
+    built: bool
+    health_timeout: float
+    migrate_before: tuple[str, ...] | None = None  # `docker compose run` argv when migrations run first
+
+
+@dataclass(frozen=True)
+class HostDeploy:
+    host: Host
+    layout: HostLayout
+    rollout: tuple[ServiceRollout, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    app: str
+    trigger: Trigger
+    images: dict[str, str]  # service -> image ref
+    builds: tuple[BuildStep, ...]
+    tests: tuple[TestStepPlan, ...]
+    pushes: tuple[tuple[str, ...], ...]
+    deploys: tuple[HostDeploy, ...]
+    keep_releases: int
+    registry_login: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def render(self) -> str:
+        """Human-readable plan: every stage, every step, every command that will run."""
+        t = self.trigger
+        lines = [f"app {self.app}: deploy {t.short_sha} ({t.ref}, {t.sha}) triggered by {t.source}{' as ' + t.actor if t.actor else ''}", ""]
+        lines.append("1. checkout   clean copy of the commit (git archive) into a temporary workspace")
+        lines.append("2. build      in parallel:")
+        lines += [f"     {b.service}: {' '.join(b.argv)}" for b in self.builds] or ["     (nothing to build)"]
+        lines.append("3. test       in order, stop at the first failure:")
+        lines += [f"     {s.name}: {' '.join(s.argv)}" for s in self.tests] or ["     (no test steps)"]
+        lines.append("4. publish    push:")
+        if self.registry_login:
+            lines.append(f"     {' '.join(self.registry_login)}  (password on stdin)")
+        lines += [f"     {' '.join(p)}" for p in self.pushes] or ["     (nothing to push)"]
+        lines.append("5. deploy     on each host, under its deploy lock:")
+        for d in self.deploys:
+            pin = f"host key {d.host.host_key[:40]}..." if d.host.host_key else "host key NOT PINNED: deploy will refuse"
+            lines.append(f"   {d.host.address} ({pin}) into ~/{d.layout.app_dir}")
+            lines.append("     upload Compose file, override with image tags, env file (mode 0600)")
+            lines += [f"     pull {ref}" for ref in self.images.values()]
+            for r in d.rollout:
+                if r.migrate_before:
+                    lines.append(f"     migrate: {' '.join(r.migrate_before)}")
+                how = "update, wait healthy" if r.built else "ensure running (left alone if unchanged)"
+                lines.append(f"     {r.service}: {how} (timeout {r.health_timeout:g}s)")
+            lines.append(f"     prune images older than the last {self.keep_releases} releases")
+        lines += ["", *self.notes] if self.notes else []
+        return "\n".join(lines)
+
+
+def expand(value: str, trigger: Trigger, app: str) -> str:
+    values = {"sha": trigger.sha, "short_sha": trigger.short_sha, "ref": trigger.ref, "app": app}
+    return re.sub(r"\{(sha|short_sha|ref|app)\}", lambda m: values[m.group(1)], value)
+
+
+def oci_labels(service: str, trigger: Trigger, created: datetime) -> dict[str, str]:
+    return {
+        f"{OCI}.revision": trigger.sha,
+        f"{OCI}.source": trigger.source_url,
+        f"{OCI}.created": created.isoformat(timespec="seconds"),
+        f"{OCI}.title": service,
+        f"{OCI}.version": trigger.short_sha,
+    }
+
+
+def test_container_name(app: str, step: str, short_sha: str) -> str:
+    return f"shipline-{app}-test-{step}-{short_sha}"
+
+
+def compile_plan(project: Project, trigger: Trigger, created: datetime) -> Plan:
+    cfg = project.config
+    subdir = project.root_in_repo
+    images = {svc: f"{cfg.image_name(svc)}:{trigger.short_sha}" for svc in cfg.build}
+    builds = []
+    for svc, spec in cfg.build.items():
+        context = f"{subdir}/{spec.context}".strip("/") if subdir else spec.context
+        argv = dc.build(
+            images[svc],
+            context or ".",
+            dockerfile=f"{context or '.'}/{spec.dockerfile}" if spec.dockerfile else None,
+            target=spec.target,
+            args={k: expand(v, trigger, cfg.app) for k, v in spec.args.items()},
+            labels=oci_labels(svc, trigger, created),
+        )
+        builds.append(BuildStep(svc, images[svc], tuple(argv)))
+    tests = []
+    for step in cfg.test:
+        container = test_container_name(cfg.app, step.name, trigger.short_sha)
+        command = dc.shell_command(step.run)
+        if step.service:
+            argv = dc.run(images[step.service], command, name=container, env=step.env, workdir=step.workdir)
+        else:
+            assert step.image
+            workdir = step.workdir or ("/workspace/" + subdir if subdir else "/workspace")
+            argv = dc.run(step.image, command, name=container, env=step.env,
+                          mounts={"{workspace}": "/workspace"}, workdir=workdir)
+        tests.append(TestStepPlan(step.name, tuple(argv), container))
+    login = None
+    if cfg.registry.username:
+        login = tuple(dc.login(cfg.registry.url.split("/")[0], cfg.registry.username))
+    pushes = tuple(tuple(dc.push(ref)) for ref in images.values())
+    deploys = tuple(
+        HostDeploy(host=h, layout=HostLayout(cfg.deploy.path, cfg.app), rollout=rollout_steps(project))
+        for h in cfg.hosts
+    )
+    return Plan(cfg.app, trigger, images, tuple(builds), tuple(tests), pushes, deploys, cfg.deploy.keep_releases, login)
+
+
+def rollout_steps(project: Project) -> tuple[ServiceRollout, ...]:
+    """Services in rollout order; migrations run right before their service is updated."""
+    cfg = project.config
+    steps = []
+    for svc in project.rollout_order():
+        migrate = None
+        if cfg.deploy.migrate and cfg.deploy.migrate.service == svc:
+            migrate = ("{compose}", "run", "--rm", "--no-deps", "-T", svc, *dc.shell_command(cfg.deploy.migrate.command))
+        steps.append(ServiceRollout(svc, svc in cfg.build, cfg.health_timeout(svc), migrate))
+    return tuple(steps)
+
+
+def override_file(images: dict[str, str]) -> str:
+    """Compose override that points built services at their release images (via the env file)."""
+    services = {svc: {"image": f"${{{image_variable(svc)}:?set by shipline}}"} for svc in images}
+    return yaml.safe_dump({"services": services}, sort_keys=False)
+
+
+def image_variable(service: str) -> str:
+    return "SHIPLINE_IMAGE_" + re.sub(r"[^A-Z0-9]", "_", service.upper())
+
+
+def env_file(app: str, release: int, images: dict[str, str], env: dict[str, str], secrets: dict[str, str]) -> str:
+    """The release's env file: image tags, plain env, secrets. Uploaded with mode 0600, never printed."""
+    values = {"COMPOSE_PROJECT_NAME": app, "SHIPLINE_RELEASE": str(release)}
+    values |= {image_variable(svc): ref for svc, ref in images.items()}
+    values |= env
+    values |= secrets
+    return "".join(f"{k}={_quote(v)}\n" for k, v in values.items())
+
+
+def _quote(value: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_./:@+-]*", value):
+        return value
+    if "'" not in value:
+        return f"'{value}'"  # single quotes: Compose takes the value literally, `$` included
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$") + '"'
+

@@ -1,0 +1,153 @@
+"""Helpers for integration tests: the test environment's facts, a git repo of the example, the CLI, HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "fullstack"
+ENV_FILE = Path("/var/lib/shipline-testenv/env")
+
+
+def testenv() -> dict[str, str]:
+    """Variables written by `scripts/testenv up`; integration tests cannot run without them."""
+    if not ENV_FILE.is_file():
+        raise RuntimeError(f"{ENV_FILE} is missing: run `scripts/testenv up` (make test does) first")
+    values = {}
+    for line in ENV_FILE.read_text().splitlines():
+        line = line.strip().removeprefix("export ")
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            values[k] = v.strip().strip('"').strip("'")
+    return values
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.test",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.test"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+
+
+@dataclass
+class AppRepo:
+    """A fresh git repository holding a copy of the example, deployed under its own app name and port."""
+
+    path: Path
+    app: str
+    port: int
+    env: dict[str, str]
+
+    def shipline(self, *args: str, config: str = "shipline.yml", timeout: float = 600) -> Result:
+        proc = subprocess.run([sys.executable, "-m", "shipline", *args, "--config", config] if args[0] not in ("keyscan", "init") else
+                              [sys.executable, "-m", "shipline", *args],
+                              cwd=self.path, env=self.env, capture_output=True, text=True, timeout=timeout)
+        out = proc.stdout + proc.stderr
+        print(out)  # shown by pytest when a test fails
+        return Result(proc.returncode, out)
+
+    def commit(self, message: str) -> str:
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "-m", message)
+        return git(self.path, "rev-parse", "--short=7", "HEAD")
+
+    def edit(self, relpath: str, old: str, new: str) -> None:
+        p = self.path / relpath
+        text = p.read_text()
+        assert old in text, f"{old!r} not in {relpath}"
+        p.write_text(text.replace(old, new))
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, verify=False, timeout=10)
+
+    def version(self) -> str:
+        r = self.get("/api/version")
+        r.raise_for_status()
+        return str(r.json()["version"])
+
+    def wait_version(self, expected: str, timeout: float = 30) -> str:
+        """The proxy may need a moment to notice new containers; poll, with a deadline."""
+        deadline = time.monotonic() + timeout
+        seen = ""
+        while time.monotonic() < deadline:
+            try:
+                seen = self.version()
+                if seen == expected:
+                    return seen
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            time.sleep(0.5)
+        return seen
+
+
+def make_app_repo(tmp: Path, app: str, extra_env: dict[str, str] | None = None) -> AppRepo:
+    env_vars = testenv()
+    path = tmp / app
+    shutil.copytree(EXAMPLE, path, ignore=shutil.ignore_patterns(".shipline", "__pycache__"))
+    port = free_port()
+    text = (path / "shipline.yml").read_text()
+    text = text.replace("app: fullstack", f"app: {app}", 1)
+    (path / "shipline.yml").write_text(text)
+    (path / ".shipline").mkdir(exist_ok=True)
+    (path / ".shipline" / "secrets").write_text("POSTGRES_PASSWORD=it-secret-Zq7wX9\n")
+    git(path, "init", "-q", "-b", "main")
+    env = {**os.environ, **env_vars, "HTTPS_PORT": str(port), **(extra_env or {})}
+    repo = AppRepo(path, app, port, env)
+    repo.commit("initial")
+    return repo
+
+
+def compose_down(app: str) -> None:
+    subprocess.run(["docker", "compose", "--project-name", app, "down", "--volumes", "--remove-orphans"],
+                   capture_output=True, check=False)
+
+
+def registry_tags(registry: str, repo: str) -> list[str]:
+    r = httpx.get(f"http://{registry}/v2/{repo}/tags/list", timeout=10)
+    if r.status_code == 404:
+        return []
+    r.raise_for_status()
+    return list(r.json().get("tags") or [])
+
+
+def registry_labels(registry: str, repo: str, tag: str) -> dict[str, str]:
+    accept = ", ".join([
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.index.v1+json",
+    ])
+    r = httpx.get(f"http://{registry}/v2/{repo}/manifests/{tag}", headers={"Accept": accept}, timeout=10)
+    r.raise_for_status()
+    manifest = r.json()
+    if "manifests" in manifest:  # an index: take the image manifest for this platform
+        digest = manifest["manifests"][0]["digest"]
+        manifest = httpx.get(f"http://{registry}/v2/{repo}/manifests/{digest}", headers={"Accept": accept}, timeout=10).json()
+    blob = httpx.get(f"http://{registry}/v2/{repo}/blobs/{manifest['config']['digest']}", timeout=10, follow_redirects=True)
+    blob.raise_for_status()
+    return dict(json.loads(blob.content)["config"].get("Labels") or {})

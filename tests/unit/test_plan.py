@@ -1,0 +1,74 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from shipline.config import load_project
+from shipline.plan import Trigger, compile_plan, env_file, image_variable, override_file
+
+from .projects import write_project
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+TRIGGER = Trigger(ref="refs/heads/main", sha=SHA, short_sha="0123456", source="cli", actor="ann",
+                  source_url="https://example.test/shop.git")
+WHEN = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def plan_for(tmp_path: Path):
+    return compile_plan(load_project(write_project(tmp_path), env={}), TRIGGER, WHEN)
+
+
+def test_images_are_tagged_with_the_short_sha(tmp_path: Path) -> None:
+    plan = plan_for(tmp_path)
+    assert plan.images == {"backend": "127.0.0.1:5000/shop/backend:0123456",
+                           "frontend": "127.0.0.1:5000/shop/frontend:0123456"}
+
+
+def test_builds_carry_oci_labels_and_expanded_args(tmp_path: Path) -> None:
+    build = plan_for(tmp_path).builds[0]
+    argv = list(build.argv)
+    labels = {argv[i + 1] for i, a in enumerate(argv) if a == "--label"}
+    assert labels == {
+        f"org.opencontainers.image.revision={SHA}",
+        "org.opencontainers.image.source=https://example.test/shop.git",
+        "org.opencontainers.image.created=2026-11-26T12:00:00+00:00",
+        "org.opencontainers.image.title=backend",
+        "org.opencontainers.image.version=0123456",
+    }
+    assert "GIT_SHA=0123456" in argv and argv[-1] == "backend"
+
+
+def test_service_test_runs_in_the_built_image_and_image_test_mounts_the_checkout(tmp_path: Path) -> None:
+    unit, lint = plan_for(tmp_path).tests
+    assert unit.argv[-4:] == ("127.0.0.1:5000/shop/backend:0123456", "sh", "-c", "python -m unittest")
+    assert "{workspace}:/workspace" in lint.argv and lint.argv[-4:] == ("python:3.11-slim", "ruff", "check", ".")
+
+
+def test_rollout_order_follows_dependencies_with_migration_before_backend(tmp_path: Path) -> None:
+    rollout = plan_for(tmp_path).deploys[0].rollout
+    assert [r.service for r in rollout] == ["db", "backend", "frontend", "proxy"]
+    backend = rollout[1]
+    assert backend.built and backend.health_timeout == 30
+    assert backend.migrate_before is not None and backend.migrate_before[-3:] == ("sh", "-c", "python -m app.migrate")
+    assert not rollout[0].built and rollout[0].migrate_before is None
+
+
+def test_plan_renders_every_stage(tmp_path: Path) -> None:
+    text = plan_for(tmp_path).render()
+    for word in ("checkout", "build", "test", "publish", "deploy", "deploy@127.0.0.1:2222",
+                 "docker push 127.0.0.1:5000/shop/frontend:0123456", "migrate"):
+        assert word in text
+
+
+def test_override_points_services_at_env_variables() -> None:
+    data = yaml.safe_load(override_file({"backend": "r/b:1", "web-app": "r/w:1"}))
+    assert data == {"services": {"backend": {"image": "${SHIPLINE_IMAGE_BACKEND:?set by shipline}"},
+                                 "web-app": {"image": "${SHIPLINE_IMAGE_WEB_APP:?set by shipline}"}}}
+    assert image_variable("web-app") == "SHIPLINE_IMAGE_WEB_APP"
+
+
+def test_env_file_quotes_values_compose_would_misread() -> None:
+    text = env_file("shop", 3, {"backend": "r/b:1"}, {"HTTPS_PORT": "8443"}, {"POSTGRES_PASSWORD": "p$ss word"})
+    lines = text.splitlines()
+    assert lines[:4] == ["COMPOSE_PROJECT_NAME=shop", "SHIPLINE_RELEASE=3", "SHIPLINE_IMAGE_BACKEND=r/b:1", "HTTPS_PORT=8443"]
+    assert lines[4] == "POSTGRES_PASSWORD='p$ss word'"
