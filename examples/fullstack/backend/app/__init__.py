@@ -1,0 +1,1 @@
+"""Example backend for shipline: a tiny JSON API in front of PostgreSQL."""

@@ -1,0 +1,30 @@
+"""Settings from the environment (12-factor style), read once at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_host: str = "localhost"
+    database_port: int = 5432
+    database_name: str = "app"
+    database_user: str = "app"
+    database_password: str = field(default="", repr=False)  # never printed
+    version: str = "unknown"
+    port: int = 8000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+        return cls(
+            database_host=env.get("DATABASE_HOST", "localhost"),
+            database_port=int(env.get("DATABASE_PORT", "5432")),
+            database_name=env.get("DATABASE_NAME", "app"),
+            database_user=env.get("DATABASE_USER", "app"),
+            database_password=env.get("DATABASE_PASSWORD", ""),
+            version=env.get("GIT_SHA", "unknown") or "unknown",
+            port=int(env.get("PORT", "8000")),
+        )
