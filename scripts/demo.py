@@ -48,8 +48,14 @@ def choose_port() -> int:
     return port
 
 
-def create_repo() -> None:
+def create_repo(port: int) -> None:
+    """A copy of the example in its own git repository, its host pinned as a user would pin theirs."""
     shutil.copytree(EXAMPLE, DEMO, ignore=shutil.ignore_patterns(".shipline", "__pycache__"))
+    config = DEMO / "shipline.yml"
+    config.write_text(config.read_text()
+                      .replace("${SHIPLINE_SSH_KEY:-~/.ssh/id_ed25519}", os.environ["SHIPLINE_SSH_KEY"])
+                      .replace("${SHIPLINE_HOST_KEY}", os.environ["SHIPLINE_HOST_KEY"])
+                      .replace("${HTTPS_PORT:-8443}", str(port)))
     git("init", "-q", "-b", "main")
     git("add", "-A")
     git("commit", "-q", "-m", "demo: the example app")
@@ -68,28 +74,29 @@ def main() -> int:
     if parser.parse_args().remove:
         remove()
         return 0
-    if not DEMO.is_dir():
-        create_repo()
+    DEMO.parent.mkdir(exist_ok=True)
     port = choose_port()
-    env = {**os.environ, "HTTPS_PORT": str(port)}
+    if not DEMO.is_dir():
+        create_repo(port)
     shipline = [sys.executable, "-m", "shipline"]
     start = time.monotonic()
-    proc = subprocess.run([*shipline, "deploy"], cwd=DEMO, env=env, check=False)
+    proc = subprocess.run([*shipline, "deploy"], cwd=DEMO, check=False)
     if proc.returncode != 0:
         print(f"\nThe demo deploy failed (exit status {proc.returncode}); the output above says why.", file=sys.stderr)
         return proc.returncode
     url = f"https://127.0.0.1:{port}/"
     rel = os.path.relpath(DEMO, Path.cwd())
+    cli = Path(sys.executable).parent / "shipline"
     print(f"""
 The example app is live at {url}  (self-signed certificate: curl -k {url}api/version)
 Deployed in {time.monotonic() - start:.0f}s from a fresh git repository at {rel}.
 
 Deploy a change:
   cd {rel}
-  sed -i 's/Hello from shipline/Hello again/' frontend/public/index.html
+  sed -i 's/<h1>/<h1>Changed: /' frontend/www/index.html
   git commit -qam "change the greeting"
-  {os.path.relpath(sys.executable)} -m shipline deploy       # build, test, publish, zero-surprise deploy
-  {os.path.relpath(sys.executable)} -m shipline releases     # history; `shipline rollback` undoes the last deploy
+  {cli} deploy      # build, test, publish, deploy
+  {cli} releases    # history; `{cli} rollback` undoes the last deploy
 Remove the demo: make clean-demo
 """)
     return 0

@@ -17,7 +17,7 @@ from rich.table import Table
 from . import lock as locks
 from . import pipeline
 from .config import ADDRESS_RE, Host, Project, load_project, resolve_key_path
-from .errors import ExitCode, ShiplineError
+from .errors import ShiplineError
 from .executors.base import Executor
 from .executors.ssh import SSHExecutor, scan_host_key
 from .history import History
@@ -55,7 +55,8 @@ def handled(fn: F) -> F:
 
 
 def console() -> Console:
-    return Console(soft_wrap=True)
+    # Logs and CI have no terminal width; 80 columns would fold tables and paths.
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def ssh_connector(project: Project, masker: Masker) -> pipeline.Connect:
@@ -114,15 +115,17 @@ def rollback(release: Annotated[int | None, typer.Argument(help="Release number 
 def releases(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False,
              limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
     """Release history, newest first."""
-    project = load_project(config)
+    project = load_project(config, lenient=True)  # history needs no hosts: tolerate unset ${VAR}s
     rows = History(project.state_dir / "history.db").recent(limit)
     if as_json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
         return
-    table = Table("#", "commit", "status", "source", "by", "started", "took", "reason")
+    table = Table("#", "commit", "status", "source", "by", "started (UTC)", "took", "reason")
     for r in rows:
         took = f"{sum(r.stages.values()):.1f}s" if r.stages else ""
-        table.add_row(str(r.number), r.short_sha, r.status, r.source, r.actor, r.started_at, took, r.reason.splitlines()[0][:60] if r.reason else "")
+        reason = r.reason.splitlines()[0] if r.reason else ""
+        table.add_row(str(r.number), r.short_sha, r.status, r.source, r.actor, r.started_at[:16].replace("T", " "),
+                      took, reason[:70] + ("..." if len(reason) > 70 else ""))
     console().print(table)
 
 
@@ -238,18 +241,11 @@ def lock_release(config: ConfigOpt = Path("shipline.yml")) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status so tests can call it in-process."""
     try:
-        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
-    except typer.Exit as exc:
-        return exc.exit_code
-    except SystemExit as exc:  # click's usage errors
-        return int(exc.code or 0)
-    except Exception as exc:  # click.UsageError and friends
-        import click
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return int(ExitCode.USAGE)
-        raise
+        app(args=argv if argv is not None else sys.argv[1:], prog_name="shipline")
+    except SystemExit as exc:  # typer exits with the command's status, or 2 for a usage error
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
 
 

@@ -127,7 +127,7 @@ class Host(_Strict):
     @field_validator("host_key")
     @classmethod
     def _host_key(cls, value: str | None) -> str | None:
-        if value is None:
+        if not value:  # unset, or an unset variable in a read-only command
             return None
         value = " ".join(value.split()[:2])  # a pasted known_hosts line may carry a comment
         if not HOST_KEY_RE.match(value):
@@ -307,13 +307,13 @@ def _describe(err: Mapping[str, Any], file: str) -> str:
     return f"{file}: {where}: {msg}{shown}. {HINTS.get(key, '')}".rstrip()
 
 
-def parse_config(data: Any, file: str, env: Mapping[str, str]) -> Config:
+def parse_config(data: Any, file: str, env: Mapping[str, str], *, lenient: bool = False) -> Config:
     """Validate already-parsed YAML; raises ConfigError listing every problem."""
     if not isinstance(data, dict):
         what = "empty" if data is None else f"a YAML {type(data).__name__}"
         raise ConfigError([f"{file}: the file must be a YAML mapping of keys such as `app:`, `registry:`, `hosts:`; it is {what}. Run `shipline init` for a starter file."])
     try:
-        data = interpolate(data, env)
+        data = interpolate(data, env, missing="" if lenient else None)
     except MissingVariable as exc:
         raise ConfigError([
             f"{file}: {exc.path}: uses ${{{exc.name}}}, but the environment variable {exc.name} is not set (or is empty). "
@@ -325,7 +325,7 @@ def parse_config(data: Any, file: str, env: Mapping[str, str]) -> Config:
         raise ConfigError([_describe(e, file) for e in exc.errors()]) from None
 
 
-def _cross_check(config: Config, root: Path, file: str) -> tuple[ComposeProject | None, list[str]]:
+def _cross_check(config: Config, root: Path, file: str, *, check_keys: bool = True) -> tuple[ComposeProject | None, list[str]]:
     problems: list[str] = []
     compose_path = root / config.compose
     compose: ComposeProject | None = None
@@ -376,7 +376,7 @@ def _cross_check(config: Config, root: Path, file: str) -> tuple[ComposeProject 
             except ComposeFileError as exc:
                 problems.append(f"{file}: deploy.order: {exc}; give the order explicitly.")
     for i, host in enumerate(config.hosts):
-        if host.ssh_key is not None:
+        if host.ssh_key and check_keys:
             key = Path(os.path.expanduser(host.ssh_key))
             key = key if key.is_absolute() else root / key
             if not key.is_file():
@@ -384,7 +384,7 @@ def _cross_check(config: Config, root: Path, file: str) -> tuple[ComposeProject 
     return compose, problems
 
 
-def load_project(path: Path, env: Mapping[str, str] | None = None) -> Project:
+def load_project(path: Path, env: Mapping[str, str] | None = None, *, lenient: bool = False) -> Project:
     """Read, validate and cross-check shipline.yml; raises ConfigError before anything runs."""
     env = os.environ if env is None else env
     file = str(path)
@@ -397,9 +397,9 @@ def load_project(path: Path, env: Mapping[str, str] | None = None) -> Project:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{file}: not valid YAML{where}: {problem}. Check the indentation and quoting there."]) from None
-    config = parse_config(data, file, env)
+    config = parse_config(data, file, env, lenient=lenient)
     root = path.resolve().parent
-    compose, problems = _cross_check(config, root, file)
+    compose, problems = _cross_check(config, root, file, check_keys=not lenient)
     if problems:
         raise ConfigError(problems)
     assert compose is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import subprocess
 import tarfile
@@ -60,4 +61,5 @@ def export(repo: Path, sha: str, workspace: Path) -> None:
 
 
 def actor() -> str:
-    return os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN") or os.environ.get("USER") or "unknown"
+    """Who triggered the deploy, as CI systems name them; locally, the OS user."""
+    return os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN") or getpass.getuser()

@@ -19,8 +19,12 @@ class MissingVariable(Exception):
         self.name = name
 
 
-def interpolate(value: Any, env: Mapping[str, str], path: str = "") -> Any:
-    """Return `value` with variables replaced in every string; `$$` is a literal `$`."""
+def interpolate(value: Any, env: Mapping[str, str], path: str = "", *, missing: str | None = None) -> Any:
+    """Return `value` with variables replaced in every string; `$$` is a literal `$`.
+
+    An unset variable without default raises MissingVariable, or becomes `missing` when that is given
+    (read-only commands such as `shipline releases` need no host key).
+    """
     if isinstance(value, str):
         def replace(match: re.Match[str]) -> str:
             if match.group(0) == "$$":
@@ -30,11 +34,13 @@ def interpolate(value: Any, env: Mapping[str, str], path: str = "") -> Any:
                 return env[name]
             if default is not None:
                 return default
+            if missing is not None:
+                return missing
             raise MissingVariable(path, name)
 
         return _PATTERN.sub(replace, value)
     if isinstance(value, dict):
-        return {k: interpolate(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        return {k: interpolate(v, env, f"{path}.{k}" if path else str(k), missing=missing) for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [interpolate(v, env, f"{path}[{i}]", missing=missing) for i, v in enumerate(value)]
     return value

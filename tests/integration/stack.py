@@ -19,7 +19,7 @@ EXAMPLE = ROOT / "examples" / "fullstack"
 ENV_FILE = Path("/var/lib/shipline-testenv/env")
 
 
-def testenv() -> dict[str, str]:
+def read_testenv() -> dict[str, str]:
     """Variables written by `scripts/testenv up`; integration tests cannot run without them."""
     if not ENV_FILE.is_file():
         raise RuntimeError(f"{ENV_FILE} is missing: run `scripts/testenv up` (make test does) first")
@@ -106,7 +106,7 @@ class AppRepo:
 
 
 def make_app_repo(tmp: Path, app: str, extra_env: dict[str, str] | None = None) -> AppRepo:
-    env_vars = testenv()
+    env_vars = read_testenv()
     path = tmp / app
     shutil.copytree(EXAMPLE, path, ignore=shutil.ignore_patterns(".shipline", "__pycache__"))
     port = free_port()

@@ -6,11 +6,12 @@ One example app goes through a sequence of commits, as a team's would; each test
 import json
 import subprocess
 
+import httpx
 import pytest
 
 from shipline.errors import ExitCode
 
-from .stack import AppRepo, registry_labels, registry_tags, testenv
+from .stack import AppRepo, read_testenv, registry_labels, registry_tags
 
 pytestmark = pytest.mark.integration
 REGISTRY = "127.0.0.1:5000"
@@ -36,7 +37,7 @@ def test_deploy_commit_a_serves_it_over_https(app_repo: AppRepo, state: dict[str
     assert page.status_code == 200 and "<title>shipline example</title>" in page.text
     created = app_repo.get("/api/items")
     assert created.status_code == 200
-    post = __import__("httpx").post(app_repo.url + "/api/items", json={"text": "written at A"}, verify=False, timeout=10)
+    post = httpx.post(app_repo.url + "/api/items", json={"text": "written at A"}, verify=False, timeout=10)
     assert post.status_code in (200, 201), post.text
     state["a"] = a
     assert "it-secret-Zq7wX9" not in res.out
@@ -57,10 +58,10 @@ def test_images_carry_short_sha_tag_and_oci_labels(app_repo: AppRepo, state: dic
 
 
 def test_commit_b_changes_backend_data_survives_and_dirty_tree_stays_out(app_repo: AppRepo, state: dict[str, str]) -> None:
-    app_repo.edit("backend/app/server.py", "# shipline-test-marker", "# shipline-test-marker: commit B")
+    app_repo.edit("backend/app/web.py", '"""HTTP layer', '# shipline-test-marker: commit B\n"""HTTP layer')
     b = app_repo.commit("B: change the backend")
     # Uncommitted and untracked changes must not reach the image.
-    app_repo.edit("backend/app/server.py", "# shipline-test-marker: commit B", "# shipline-test-marker: DIRTY")
+    app_repo.edit("backend/app/web.py", "# shipline-test-marker: commit B", "# shipline-test-marker: DIRTY")
     (app_repo.path / "backend" / "untracked-dirty.txt").write_text("must not ship\n")
     res = app_repo.shipline("deploy")
     assert res.code == 0, res.out
@@ -69,7 +70,7 @@ def test_commit_b_changes_backend_data_survives_and_dirty_tree_stays_out(app_rep
     assert "written at A" in json.dumps(items)
     image = f"{REGISTRY}/{app_repo.app}/backend:{b}"
     listing = subprocess.run(["docker", "run", "--rm", "--entrypoint", "sh", image, "-c",
-                              "grep -r shipline-test-marker /app; ls /app"], capture_output=True, text=True)
+                              "grep -r shipline-test-marker /srv/app; ls /srv /srv/app"], capture_output=True, text=True)
     assert "commit B" in listing.stdout and "DIRTY" not in listing.stdout
     assert "untracked-dirty.txt" not in listing.stdout
     subprocess.run(["git", "-C", str(app_repo.path), "checkout", "--", "."], check=True)
@@ -94,8 +95,8 @@ def test_failing_test_step_publishes_and_deploys_nothing(app_repo: AppRepo, stat
 
 
 def test_never_healthy_backend_fails_within_timeout_and_b_serves_again(app_repo: AppRepo, state: dict[str, str]) -> None:
-    app_repo.edit("backend/app/server.py", "# shipline-test-marker: commit B",
-                  "# shipline-test-marker: commit D\nHEALTH_BROKEN = True")
+    # Unit tests still pass; the server listens on the wrong port, so its health check never succeeds.
+    app_repo.edit("backend/app/__main__.py", "port=settings.port)", "port=settings.port + 1)")
     d = app_repo.commit("D: backend never healthy")
     res = app_repo.shipline("deploy")
     assert res.code == ExitCode.DEPLOY_FAILED, res.out
@@ -130,7 +131,7 @@ def _with_host_key(app_repo: AppRepo, key: str | None) -> str:
 
 
 def test_unknown_and_wrong_host_keys_are_refused(app_repo: AppRepo, state: dict[str, str]) -> None:
-    real = testenv()["SHIPLINE_HOST_KEY"]
+    real = read_testenv()["SHIPLINE_HOST_KEY"]
     before = json.loads(app_repo.shipline("releases", "--json").out)
     unknown = app_repo.shipline("deploy", config=_with_host_key(app_repo, None))
     assert unknown.code == ExitCode.HOST_KEY, unknown.out
