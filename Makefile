@@ -28,7 +28,7 @@ clean-demo: setup
 	$(PY) scripts/demo.py --remove
 
 lint: setup
-	$(PY) -m ruff check src tests bench scripts
+	$(PY) -m ruff check .
 	$(PY) -m mypy
 
 unit: setup
