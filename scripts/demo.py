@@ -38,24 +38,25 @@ def port_free(port: int) -> bool:
     return True
 
 
-def choose_port() -> int:
-    """8443 unless taken; a port already chosen by an earlier demo run is kept (its proxy holds it)."""
-    saved = DEMO.parent / "port"
+def choose_port(name: str, first: int) -> int:
+    """`first` unless taken; a port chosen by an earlier demo run is kept (its proxy holds it)."""
+    saved = DEMO.parent / f"{name}-port"
     if saved.is_file():
         return int(saved.read_text())
-    port = next(p for p in range(8443, 8543) if port_free(p))
+    port = next(p for p in range(first, first + 100) if port_free(p))
     saved.write_text(str(port))
     return port
 
 
-def create_repo(port: int) -> None:
+def create_repo(port: int, api_port: int) -> None:
     """A copy of the example in its own git repository, its host pinned as a user would pin theirs."""
     shutil.copytree(EXAMPLE, DEMO, ignore=shutil.ignore_patterns(".shipline", "__pycache__"))
     config = DEMO / "shipline.yml"
     config.write_text(config.read_text()
                       .replace("${SHIPLINE_SSH_KEY:-~/.ssh/id_ed25519}", os.environ["SHIPLINE_SSH_KEY"])
                       .replace("${SHIPLINE_HOST_KEY}", os.environ["SHIPLINE_HOST_KEY"])
-                      .replace("${HTTPS_PORT:-8443}", str(port)))
+                      .replace("${HTTPS_PORT:-8443}", str(port))
+                      .replace("${PROXY_API_PORT:-8081}", str(api_port)))
     git("init", "-q", "-b", "main")
     git("add", "-A")
     git("commit", "-q", "-m", "demo: the example app")
@@ -75,9 +76,9 @@ def main() -> int:
         remove()
         return 0
     DEMO.parent.mkdir(exist_ok=True)
-    port = choose_port()
+    port = choose_port("https", 8443)
     if not DEMO.is_dir():
-        create_repo(port)
+        create_repo(port, choose_port("proxy-api", 8081))
     shipline = [sys.executable, "-m", "shipline"]
     start = time.monotonic()
     proc = subprocess.run([*shipline, "deploy"], cwd=DEMO, check=False)

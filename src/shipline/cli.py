@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -240,8 +241,13 @@ def lock_release(config: ConfigOpt = Path("shipline.yml")) -> None:
         console().print(f"{host.address}: lock released")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # a killed deploy unwinds like Ctrl-C: switch back, release the lock, record it
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status so tests can call it in-process."""
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app(args=argv if argv is not None else sys.argv[1:], prog_name="shipline")
     except SystemExit as exc:  # typer exits with the command's status, or 2 for a usage error

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -153,10 +153,40 @@ class Host(_Strict):
         return int(m.group("port") or 22)
 
 
+Strategy = Literal["zero-downtime", "start-first", "recreate"]
+
+
 class ServiceDeploy(_Strict):
     """Per-service deploy settings."""
 
     health_timeout: Annotated[float, Field(gt=0)] | None = None
+    # zero-downtime: new container next to the old, proxy switched, old one drained and stopped (routed services).
+    # start-first: the same without a proxy (workers). recreate: stop, then start (singletons, databases).
+    strategy: Strategy | None = None
+    drain: Annotated[float, Field(ge=0, le=600)] = 2
+    stop_timeout: Annotated[int, Field(ge=0, le=3600)] = 30
+
+
+class Route(_Strict):
+    """Where the proxy sends requests for a service."""
+
+    path: str = Field(default="/", pattern=r"^/[A-Za-z0-9._~/-]*$")
+    host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+$")
+    port: Annotated[int, Field(ge=1, le=65535)]
+
+
+class Proxy(_Strict):
+    """The reverse proxy shipline switches explicitly (and verifies through its API) during rollouts."""
+
+    type: Literal["traefik", "caddy"]
+    service: str
+    api: str = Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]+$")
+    routes: dict[str, Route] = Field(min_length=1)
+    entrypoint: str = "websecure"
+    tls: bool = True
+    listen: list[str] = Field(default_factory=lambda: [":80"])  # caddy: addresses its server listens on
+    admin_listen: str = "0.0.0.0:2019"  # caddy: its admin API inside the container (kept by every reload)
+    switch_timeout: Annotated[float, Field(gt=0)] = 15
 
 
 class Migrate(_Strict):
@@ -192,6 +222,16 @@ class Config(_Strict):
     secrets: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=list)
     secrets_file: str = ".shipline/secrets"
     env: dict[str, str] = Field(default_factory=dict)
+    proxy: Proxy | None = None
+
+    def strategy(self, service: str) -> Strategy:
+        svc = self.deploy.services.get(service)
+        if svc and svc.strategy:
+            return svc.strategy
+        return "zero-downtime" if self.proxy and service in self.proxy.routes else "recreate"
+
+    def service_deploy(self, service: str) -> ServiceDeploy:
+        return self.deploy.services.get(service) or ServiceDeploy()
 
     def health_timeout(self, service: str) -> float:
         svc = self.deploy.services.get(service)
@@ -233,7 +273,13 @@ class Project:
         return self.root / ".shipline"
 
     def rollout_order(self) -> list[str]:
-        return list(self.config.deploy.order or self.compose.default_order())
+        """The configured or dependency order; the proxy first, since others are switched through it."""
+        order = list(self.config.deploy.order or self.compose.default_order())
+        proxy = self.config.proxy
+        if proxy and proxy.service in order:
+            order.remove(proxy.service)
+            order.insert(0, proxy.service)
+        return order
 
 
 # Fixes shown for a key when it is missing or wrong, by the key's last name.
@@ -375,6 +421,7 @@ def _cross_check(config: Config, root: Path, file: str, *, check_keys: bool = Tr
                 compose.default_order()
             except ComposeFileError as exc:
                 problems.append(f"{file}: deploy.order: {exc}; give the order explicitly.")
+    problems += _check_proxy(config, services, file) if compose else []
     for i, host in enumerate(config.hosts):
         if host.ssh_key and check_keys:
             key = Path(os.path.expanduser(host.ssh_key))
@@ -382,6 +429,26 @@ def _cross_check(config: Config, root: Path, file: str, *, check_keys: bool = Tr
             if not key.is_file():
                 problems.append(f"{file}: hosts[{i}].ssh_key: the private key {key} does not exist. Give the path of the SSH key that may log in to {host.address}.")
     return compose, problems
+
+
+def _check_proxy(config: Config, services: set[str], file: str) -> list[str]:
+    problems: list[str] = []
+    proxy = config.proxy
+    if proxy:
+        if proxy.service not in services:
+            problems.append(f"{file}: proxy.service: there is no service {proxy.service!r} in {config.compose}. Name the service that runs {proxy.type}.")
+        for name in proxy.routes:
+            if name not in services:
+                problems.append(f"{file}: proxy.routes.{name}: there is no service {name!r} in {config.compose}. Routes name Compose services.")
+            if name == proxy.service:
+                problems.append(f"{file}: proxy.routes.{name}: the proxy cannot route to itself.")
+    for name, svc in config.deploy.services.items():
+        routed = proxy is not None and name in proxy.routes
+        if svc.strategy == "zero-downtime" and not routed:
+            problems.append(f"{file}: deploy.services.{name}.strategy: zero-downtime switches the proxy, but no proxy route leads to {name}. Add `proxy.routes.{name}`, or use `start-first` for a service nothing routes to.")
+        if proxy and name == proxy.service and svc.strategy not in (None, "recreate"):
+            problems.append(f"{file}: deploy.services.{name}.strategy: the proxy itself is updated with `recreate` (it is left running when unchanged).")
+    return problems
 
 
 def load_project(path: Path, env: Mapping[str, str] | None = None, *, lenient: bool = False) -> Project:

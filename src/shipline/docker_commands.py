@@ -62,33 +62,12 @@ def run(
     return [*argv, image, *command]
 
 
-def remove_container(name: str) -> list[str]:
-    return ["docker", "rm", "--force", name]
-
-
 def compose(project: str, files: Sequence[str], env_file: str, *args: str) -> list[str]:
     """`docker compose` bound to one project, its files and its env file."""
     argv = ["docker", "compose", "--project-name", project]
     for f in files:
         argv += ["--file", f]
     return [*argv, "--env-file", env_file, *args]
-
-
-def compose_up(project: str, files: Sequence[str], env_file: str, service: str) -> list[str]:
-    """Create or update one service only: Compose leaves an unchanged service (a database) running."""
-    return compose(project, files, env_file, "up", "--detach", "--no-deps", "--no-build", service)
-
-
-def compose_ps_ids(project: str, files: Sequence[str], env_file: str, service: str) -> list[str]:
-    return compose(project, files, env_file, "ps", "--quiet", service)
-
-
-def compose_run(project: str, files: Sequence[str], env_file: str, service: str, command: Sequence[str]) -> list[str]:
-    return compose(project, files, env_file, "run", "--rm", "--no-deps", "-T", service, *command)
-
-
-def inspect_state(container: str) -> list[str]:
-    return ["docker", "inspect", "--format", "{{json .State}}", container]
 
 
 def image_tags(repository: str) -> list[str]:
@@ -102,3 +81,36 @@ def remove_images(refs: Sequence[str]) -> list[str]:
 def shell_command(command: str | Sequence[str]) -> list[str]:
     """A configured command: a string runs through `sh -c`, a list runs as given."""
     return ["sh", "-c", command] if isinstance(command, str) else list(command)
+
+
+def stop(containers: Sequence[str], timeout: int) -> list[str]:
+    """Graceful stop: the image's stop signal, then SIGKILL after `timeout` seconds (`-t`: every client knows it)."""
+    return ["docker", "stop", "-t", str(timeout), *containers]
+
+
+def remove(containers: Sequence[str], *, force: bool = False) -> list[str]:
+    return ["docker", "rm", *(["--force"] if force else []), *containers]
+
+
+def compose_up(base: Sequence[str], service: str, *, replicas_beside: int | None = None) -> list[str]:
+    """Create or update one service. Compose leaves an unchanged service (a database) running.
+
+    With `replicas_beside`, the existing containers are kept and that many new ones start next to them.
+    """
+    argv = [*base, "up", "--detach", "--no-deps", "--no-build"]
+    if replicas_beside:
+        argv += ["--no-recreate", "--scale", f"{service}={2 * replicas_beside}"]
+    return [*argv, service]
+
+
+def compose_ps(base: Sequence[str], service: str, *, all_states: bool = False) -> list[str]:
+    """IDs of a service's containers: running ones, or (all_states) also starting, restarting, exited."""
+    return [*base, "ps", "--quiet", *(["--all"] if all_states else ["--status", "running"]), service]
+
+
+def remove_container(name: str) -> list[str]:
+    return ["docker", "rm", "--force", name]
+
+
+def inspect_networks(container: str) -> list[str]:
+    return ["docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", container]

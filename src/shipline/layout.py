@@ -30,6 +30,11 @@ class HostLayout:
         return f"{self.app_dir}/lock"
 
     @property
+    def proxy_dir(self) -> str:
+        """Traefik's file-provider directory: stable across releases, so the proxy is never recreated for it."""
+        return f"{self.app_dir}/proxy"
+
+    @property
     def current_file(self) -> str:
         return f"{self.app_dir}/current"
 

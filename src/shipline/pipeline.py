@@ -162,7 +162,7 @@ def deploy_hosts(ctx: Context, plan: Plan, executors: list[Executor], files: Rel
         login = (plan.registry_login, secrets[cfg.registry.password_secret])
     settings = DeploySettings(cfg.deploy.lock_ttl, cfg.deploy.lock_wait, kept, images | set(files.images.values()), login)
     for ex, target in zip(executors, plan.deploys, strict=True):
-        HostDeployer(ex, target, cfg.app, ctx.report).deploy(files, previous, settings, copy_from=copy_from)
+        HostDeployer(ex, target, cfg.app, ctx.report, cfg.proxy).deploy(files, previous, settings, copy_from=copy_from)
 
 
 def release_files(ctx: Context, plan: Plan, number: int, compose: bytes, secrets: Mapping[str, Secret]) -> ReleaseFiles:

@@ -51,6 +51,10 @@ class ServiceRollout:
     built: bool
     health_timeout: float
     migrate_before: tuple[str, ...] | None = None  # `docker compose run` argv when migrations run first
+    strategy: str = "recreate"
+    port: int | None = None  # the container port the proxy routes to, for routed services
+    drain: float = 0
+    stop_timeout: int = 30
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,7 @@ class Plan:
             for r in d.rollout:
                 if r.migrate_before:
                     lines.append(f"     migrate: {' '.join(r.migrate_before)}")
-                how = "update, wait healthy" if r.built else "ensure running (left alone if unchanged)"
-                lines.append(f"     {r.service}: {how} (timeout {r.health_timeout:g}s)")
+                lines.append(f"     {r.service}: {describe_rollout(r)}")
             lines.append(f"     prune images older than the last {self.keep_releases} releases")
         lines += ["", *self.notes] if self.notes else []
         return "\n".join(lines)
@@ -168,8 +171,23 @@ def rollout_steps(project: Project) -> tuple[ServiceRollout, ...]:
         migrate = None
         if cfg.deploy.migrate and cfg.deploy.migrate.service == svc:
             migrate = ("{compose}", "run", "--rm", "--no-deps", "-T", svc, *dc.shell_command(cfg.deploy.migrate.command))
-        steps.append(ServiceRollout(svc, svc in cfg.build, cfg.health_timeout(svc), migrate))
+        route = cfg.proxy.routes.get(svc) if cfg.proxy else None
+        sd = cfg.service_deploy(svc)
+        steps.append(ServiceRollout(svc, svc in cfg.build, cfg.health_timeout(svc), migrate, cfg.strategy(svc),
+                                    route.port if route else None, sd.drain, sd.stop_timeout))
     return tuple(steps)
+
+
+def describe_rollout(r: ServiceRollout) -> str:
+    health = f"healthy within {r.health_timeout:g}s"
+    if r.strategy == "zero-downtime":
+        return (f"zero-downtime: start new container next to the old, wait {health}, switch the proxy to port "
+                f"{r.port} and confirm, then drain {r.drain:g}s and stop the old (stop timeout {r.stop_timeout}s)")
+    if r.strategy == "start-first":
+        return f"start-first: start new container, wait {health}, then stop the old (stop timeout {r.stop_timeout}s)"
+    if not r.built:
+        return f"recreate if its definition changed, else leave running; wait {health}"
+    return f"recreate: replace the container, wait {health}" + (", switch the proxy" if r.port else "")
 
 
 def override_file(images: dict[str, str]) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "fullstack"
@@ -58,6 +59,7 @@ class AppRepo:
     app: str
     port: int
     env: dict[str, str]
+    scheme: str = "https"
 
     def shipline(self, *args: str, config: str = "shipline.yml", timeout: float = 600) -> Result:
         proc = subprocess.run([sys.executable, "-m", "shipline", *args, "--config", config] if args[0] not in ("keyscan", "init") else
@@ -80,7 +82,7 @@ class AppRepo:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.url + path, verify=False, timeout=10)
@@ -116,7 +118,7 @@ def make_app_repo(tmp: Path, app: str, extra_env: dict[str, str] | None = None) 
     (path / ".shipline").mkdir(exist_ok=True)
     (path / ".shipline" / "secrets").write_text("POSTGRES_PASSWORD=it-secret-Zq7wX9\n")
     git(path, "init", "-q", "-b", "main")
-    env = {**os.environ, **env_vars, "HTTPS_PORT": str(port), **(extra_env or {})}
+    env = {**os.environ, **env_vars, "HTTPS_PORT": str(port), "PROXY_API_PORT": str(free_port()), **(extra_env or {})}
     repo = AppRepo(path, app, port, env)
     repo.commit("initial")
     return repo
@@ -151,3 +153,33 @@ def registry_labels(registry: str, repo: str, tag: str) -> dict[str, str]:
     blob = httpx.get(f"http://{registry}/v2/{repo}/blobs/{manifest['config']['digest']}", timeout=10, follow_redirects=True)
     blob.raise_for_status()
     return dict(json.loads(blob.content)["config"].get("Labels") or {})
+
+
+CADDY_PROXY = {
+    "image": "caddy:2",
+    # --resume: after a restart Caddy serves the last routes shipline loaded (autosaved in /config).
+    "command": ["caddy", "run", "--resume"],
+    "environment": {"CADDY_ADMIN": "0.0.0.0:2019", "XDG_CONFIG_HOME": "/config", "XDG_DATA_HOME": "/data"},
+    "ports": ["127.0.0.1:${HTTPS_PORT}:80", "127.0.0.1:${PROXY_API_PORT}:2019"],
+    "volumes": ["caddy_config:/config", "caddy_data:/data"],
+    "networks": ["web"],
+    "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:2019/config/"],
+                    "interval": "2s", "timeout": "3s", "retries": 15},
+    "restart": "unless-stopped",
+}
+
+
+def use_caddy(repo: AppRepo) -> None:
+    """Put Caddy (admin API, plain HTTP) in place of Traefik, in the compose file and in shipline.yml."""
+    compose_path = repo.path / "docker-compose.prod.yml"
+    compose = yaml.safe_load(compose_path.read_text())
+    compose["services"]["proxy"] = CADDY_PROXY
+    compose.setdefault("volumes", {}).update({"caddy_config": {}, "caddy_data": {}})
+    compose_path.write_text(yaml.safe_dump(compose, sort_keys=False))
+    config_path = repo.path / "shipline.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["proxy"]["type"] = "caddy"
+    config["proxy"]["listen"] = [":80"]
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    repo.scheme = "http"
+    repo.commit("use Caddy as the proxy")

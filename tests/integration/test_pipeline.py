@@ -101,7 +101,7 @@ def test_never_healthy_backend_fails_within_timeout_and_b_serves_again(app_repo:
     res = app_repo.shipline("deploy")
     assert res.code == ExitCode.DEPLOY_FAILED, res.out
     assert "backend did not become healthy" in res.out
-    assert "Rolled back to release" in res.out
+    assert "Release 2 is serving" in res.out  # the one before: A was 1, B 2, C 3 (failed test)
     assert app_repo.wait_version(state["b"]) == state["b"]
     assert app_repo.version() != d
     releases = json.loads(app_repo.shipline("releases", "--json").out)

@@ -52,3 +52,74 @@ def state(status: str = "running", health: str | None = "healthy", exit_code: in
     if health:
         s["Health"] = {"Status": health, "Log": [{"Output": "probe said no"}] if health == "unhealthy" else []}
     return json.dumps(s)
+
+
+class FakeDockerHost(FakeExecutor):
+    """Just enough of Docker Compose on a host to test rollout logic: containers per service and release.
+
+    `health(service, release)` says how a new container behaves: "healthy", "unhealthy" or "crash".
+    """
+
+    def __init__(self, health: Callable[[str, str], str] = lambda s, r: "healthy") -> None:
+        super().__init__([self._docker])
+        self.health = health
+        self.containers: dict[str, tuple[str, str]] = {}  # id -> (service, release)
+        self.serial = 0
+
+    def _new(self, svc: str, rel: str) -> None:
+        self.serial += 1
+        self.containers[f"{svc}-r{rel}-{self.serial}"] = (svc, rel)
+
+    @staticmethod
+    def ip_suffix(cid: str) -> int:
+        """Each container keeps the address it was created with, as on a Docker network."""
+        return int(cid.rsplit("-", 1)[1]) + 1
+
+    def ids(self, svc: str) -> list[str]:
+        return [c for c, (s, _) in self.containers.items() if s == svc]
+
+    def _docker(self, argv: list[str]) -> tuple[int, str] | None:
+        if argv == ["pwd"]:
+            return 0, "/home/deploy\n"
+        if argv[:2] == ["docker", "compose"]:
+            rel = next(a for a in argv if a.endswith("/.env")).split("/")[-2]
+            svc = argv[-1]
+            if "up" in argv:
+                current = self.ids(svc)
+                if "--scale" in argv:
+                    self._new(svc, rel)
+                elif not current or any(self.containers[c][1] != rel for c in current):
+                    for c in current:
+                        del self.containers[c]
+                    self._new(svc, rel)
+                return 0, ""
+            if "ps" in argv:
+                return 0, "".join(f"{c}\n" for c in self.ids(svc))
+            return 0, ""
+        if argv[:2] == ["docker", "inspect"]:
+            cid = argv[-1]
+            if cid not in self.containers:
+                return 1, "No such container"
+            if "NetworkSettings" in argv[3]:
+                return 0, json.dumps({"app_web": {"IPAddress": f"10.0.0.{self.ip_suffix(cid)}"}})
+            behaviour = self.health(*self.containers[cid])
+            if behaviour == "crash":
+                return 0, json.dumps({"State": {"Status": "restarting", "ExitCode": 1}, "RestartCount": 1})
+            return 0, json.dumps({"State": json.loads(state("running", behaviour)), "RestartCount": 0})
+        if argv[:2] in (["docker", "stop"], ["docker", "rm"]):
+            for c in argv[2:]:
+                self.containers.pop(c, None)
+            return 0, ""
+        return None
+
+
+class FakeProxy:
+    """Records every switch, as the proxy would apply it."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, list[str]] = {}
+        self.switches: list[tuple[str, list[str]]] = []
+
+    def switch(self, service: str, endpoints: list[str]) -> None:
+        self.routes[service] = list(endpoints)
+        self.switches.append((service, list(endpoints)))

@@ -15,11 +15,28 @@ def test_login_reads_the_password_from_stdin() -> None:
     assert not any(a.startswith("--password=") for a in argv)
 
 
+def test_compose_binds_project_files_and_env_file() -> None:
+    assert dc.compose("shop", ["r/1/docker-compose.yml", "r/1/shipline.override.yml"], "r/1/.env", "ps") == [
+        "docker", "compose", "--project-name", "shop", "--file", "r/1/docker-compose.yml",
+        "--file", "r/1/shipline.override.yml", "--env-file", "r/1/.env", "ps"]
+
+
 def test_compose_up_touches_one_service_only() -> None:
-    argv = dc.compose_up("shop", ["r/1/docker-compose.yml", "r/1/shipline.override.yml"], "r/1/.env", "backend")
-    assert argv == ["docker", "compose", "--project-name", "shop", "--file", "r/1/docker-compose.yml",
-                    "--file", "r/1/shipline.override.yml", "--env-file", "r/1/.env",
-                    "up", "--detach", "--no-deps", "--no-build", "backend"]
+    assert dc.compose_up(["dc"], "backend") == ["dc", "up", "--detach", "--no-deps", "--no-build", "backend"]
+
+
+def test_compose_up_beside_keeps_old_containers_and_doubles_them() -> None:
+    assert dc.compose_up(["dc"], "web", replicas_beside=2) == [
+        "dc", "up", "--detach", "--no-deps", "--no-build", "--no-recreate", "--scale", "web=4", "web"]
+
+
+def test_compose_ps_running_or_all() -> None:
+    assert dc.compose_ps(["dc"], "web") == ["dc", "ps", "--quiet", "--status", "running", "web"]
+    assert dc.compose_ps(["dc"], "web", all_states=True) == ["dc", "ps", "--quiet", "--all", "web"]
+
+
+def test_stop_uses_the_short_flag_every_client_knows() -> None:
+    assert dc.stop(["a", "b"], 30) == ["docker", "stop", "-t", "30", "a", "b"]
 
 
 def test_run_with_mounts_env_and_workdir() -> None:

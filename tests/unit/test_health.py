@@ -8,20 +8,30 @@ from shipline.health import container_verdict, wait_healthy
 from .fakes import FakeExecutor, state
 
 
-@pytest.mark.parametrize(("st", "verdict"), [
-    (json.loads(state("running", "healthy")), "healthy"),
-    (json.loads(state("running", "starting")), "waiting"),
-    (json.loads(state("running", "unhealthy")), "failed"),
-    (json.loads(state("exited", None, 3)), "failed"),
-    (json.loads(state("running", None)), "healthy"),
-    (json.loads(state("restarting", None)), "waiting"),
+def info(status: str = "running", health: str | None = "healthy", exit_code: int = 0, restarts: int = 0) -> dict[str, object]:
+    return {"State": json.loads(state(status, health, exit_code)), "RestartCount": restarts}
+
+
+@pytest.mark.parametrize(("data", "verdict"), [
+    (info("running", "healthy"), "healthy"),
+    (info("running", "starting"), "waiting"),
+    (info("running", "unhealthy"), "failed"),
+    (info("exited", None, 3), "failed"),
+    (info("running", None), "healthy"),
+    (info("restarting", None, 1), "failed"),
+    (info("running", "starting", restarts=2), "failed"),
+    (info("created", None), "waiting"),
 ])
-def test_container_verdict(st: dict[str, object], verdict: str) -> None:
-    assert container_verdict(st)[0] == verdict
+def test_container_verdict(data: dict[str, object], verdict: str) -> None:
+    assert container_verdict(data)[0] == verdict
 
 
 def test_unhealthy_reason_carries_the_probe_output() -> None:
-    assert "probe said no" in container_verdict(json.loads(state("running", "unhealthy")))[1]
+    assert "probe said no" in container_verdict(info("running", "unhealthy"))[1]
+
+
+def test_crash_loop_is_named() -> None:
+    assert "crashed" in container_verdict(info("running", "starting", 1, restarts=1))[1]
 
 
 class Clock:
@@ -35,29 +45,35 @@ class Clock:
         self.t += s
 
 
+def inspecting(*answers: dict[str, object]) -> FakeExecutor:
+    it = iter(answers)
+    return FakeExecutor([lambda a: (0, json.dumps(next(it))) if a[:2] == ["docker", "inspect"] else None])
+
+
 def test_waits_through_starting_until_healthy() -> None:
-    answers = iter([state("running", "starting"), state("running", "starting"), state("running", "healthy")])
-    ex = FakeExecutor([lambda a: (0, "c1\n") if "ps" in a else None,
-                       lambda a: (0, next(answers)) if a[:2] == ["docker", "inspect"] else None])
+    ex = inspecting(info("running", "starting"), info("running", "starting"), info("running", "healthy"))
     clock = Clock()
-    waited = wait_healthy(ex, ["docker", "compose"], "backend", 30, clock=clock, sleep=clock.sleep)
+    waited = wait_healthy(ex, ["c1"], "backend", 30, clock=clock, sleep=clock.sleep, interval=0.5)
     assert waited == 1.0
-    assert len(ex.ran("inspect")) == 3
+    assert [c[-1] for c in ex.ran("inspect")] == ["c1", "c1", "c1"]
 
 
 def test_times_out_with_the_last_reason() -> None:
-    ex = FakeExecutor([lambda a: (0, "c1\n") if "ps" in a else None,
-                       lambda a: (0, state("running", "starting")) if "inspect" in a else None])
+    ex = FakeExecutor([lambda a: (0, json.dumps(info("running", "starting"))) if "inspect" in a else None])
     clock = Clock()
     with pytest.raises(DeployFailed, match=r"within 5s \(health starting\)"):
-        wait_healthy(ex, ["docker", "compose"], "backend", 5, clock=clock, sleep=clock.sleep)
+        wait_healthy(ex, ["c1"], "backend", 5, clock=clock, sleep=clock.sleep)
     assert clock.t == 5.0
 
 
 def test_unhealthy_fails_before_the_timeout() -> None:
-    ex = FakeExecutor([lambda a: (0, "c1\n") if "ps" in a else None,
-                       lambda a: (0, state("running", "unhealthy")) if "inspect" in a else None])
+    ex = inspecting(info("running", "unhealthy"))
     clock = Clock()
     with pytest.raises(DeployFailed, match="health check failing"):
-        wait_healthy(ex, ["docker", "compose"], "backend", 60, clock=clock, sleep=clock.sleep)
+        wait_healthy(ex, ["c1"], "backend", 60, clock=clock, sleep=clock.sleep)
     assert clock.t == 0.0
+
+
+def test_no_container_is_a_failure() -> None:
+    with pytest.raises(DeployFailed, match="no container"):
+        wait_healthy(FakeExecutor(), [], "backend", 60)

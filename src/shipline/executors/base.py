@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import StepFailed
 
@@ -53,6 +53,13 @@ class Executor(Protocol):
 
     def read(self, path: str) -> bytes | None:
         """A file's content, or None when it does not exist."""
+        ...
+
+    def open_tcp(self, host: str, port: int) -> Any:
+        """A socket-like connection to host:port as seen from where commands run (an SSH tunnel for hosts).
+
+        Lets shipline talk to a proxy's API that is published only on the server's loopback.
+        """
         ...
 
     def close(self) -> None: ...

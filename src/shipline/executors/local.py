@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -64,6 +65,9 @@ class LocalExecutor:
             return Path(path).read_bytes()
         except FileNotFoundError:
             return None
+
+    def open_tcp(self, host: str, port: int) -> socket.socket:
+        return socket.create_connection((host, port), timeout=10)
 
     def close(self) -> None:
         pass

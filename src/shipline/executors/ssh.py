@@ -122,6 +122,16 @@ class SSHExecutor:
         except FileNotFoundError:
             return None
 
+    def open_tcp(self, host: str, port: int) -> paramiko.Channel:
+        transport = self._client.get_transport()
+        assert transport is not None
+        try:
+            chan = transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=10)
+        except paramiko.ChannelException as exc:
+            raise OSError(f"{self.name}: cannot reach {host}:{port} through SSH: {exc}") from None
+        chan.settimeout(10)
+        return chan
+
     def close(self) -> None:
         if self._sftp is not None:
             self._sftp.close()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Settings:
     port: int = 8000
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         return cls(
             database_host=env.get("DATABASE_HOST", "localhost"),
             database_port=int(env.get("DATABASE_PORT", "5432")),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -11,6 +13,7 @@ log = logging.getLogger("app")
 
 MAX_BODY = 64 * 1024
 MAX_TEXT = 1000
+MAX_SLOW = 60.0
 
 
 class Store(Protocol):
@@ -45,7 +48,8 @@ class App:
         self.version = version
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
-        path = path.split("?", 1)[0]
+        path, _, qs = path.partition("?")
+        query = dict(p.partition("=")[::2] for p in qs.split("&") if p)
         if path == "/api/health" and method == "GET":
             try:
                 self.store.ping()
@@ -55,6 +59,11 @@ class App:
             return 200, {"status": "ok", "database": "ok"}
         if path == "/api/version" and method == "GET":
             return 200, {"version": self.version}
+        if path == "/api/slow" and method == "GET":
+            # A deliberately long request: lets deploy tests prove in-flight requests survive a switch.
+            seconds = min(float(query.get("seconds", "1")), MAX_SLOW)
+            time.sleep(seconds)
+            return 200, {"version": self.version, "slept": seconds}
         if path == "/api/items":
             if method == "GET":
                 return 200, self.store.list_items()
@@ -68,11 +77,37 @@ class App:
         return 404, {"error": "not found"}
 
 
+class InFlight:
+    """Counts requests being handled, so shutdown can wait for them instead of cutting them off."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout)
+
+
 class Handler(BaseHTTPRequestHandler):
     app: App  # set by make_server
+    in_flight: InFlight
     protocol_version = "HTTP/1.1"
 
     def _serve(self, method: str) -> None:
+        with self.in_flight:
+            self._serve_one(method)
+
+    def _serve_one(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             status, payload = 413, {"error": "body too large"}
@@ -105,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(app: App, host: str = "0.0.0.0", port: int = 8000) -> ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"app": app})
+    handler = type("BoundHandler", (Handler,), {"app": app, "in_flight": InFlight()})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True  # do not wait for keep-alive connections on shutdown
     return server

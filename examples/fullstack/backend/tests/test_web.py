@@ -96,6 +96,11 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(status, 400)
         self.assertIn("error", body)
 
+    def test_slow_request_waits_and_answers(self) -> None:
+        status, body = self.request("GET", "/api/slow?seconds=0.2")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["slept"], 0.2)
+
     def test_health_and_version(self) -> None:
         self.assertEqual(self.request("GET", "/api/health"), (200, {"status": "ok", "database": "ok"}))
         self.assertEqual(self.request("GET", "/api/version"), (200, {"version": "deadbeef"}))
