@@ -186,6 +186,8 @@ class Proxy(_Strict):
     tls: bool = True
     listen: list[str] = Field(default_factory=lambda: [":80"])  # caddy: addresses its server listens on
     admin_listen: str = "0.0.0.0:2019"  # caddy: its admin API inside the container (kept by every reload)
+    # caddy: where the proxy container sees shipline's upstream files (the host's ~/.shipline/APP/proxy)
+    files_mount: str = Field(default="/etc/shipline", pattern=r"^/[A-Za-z0-9._/-]*$")
     switch_timeout: Annotated[float, Field(gt=0)] = 15
 
 

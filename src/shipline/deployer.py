@@ -100,10 +100,18 @@ class HostDeployer:
     def containers(self, base: list[str], service: str, *, all_states: bool = False) -> list[str]:
         return self._quiet(dc.compose_ps(base, service, all_states=all_states), f"list {service} containers").split()
 
-    def proxy_driver(self) -> ProxyDriver:
+    def proxy_driver(self, base: list[str]) -> ProxyDriver:
         assert self.proxy is not None
         if self._driver is None:
-            self._driver = driver(self.ex, self.proxy, self.app, f"{self.home()}/{self.layout.proxy_dir}")
+            proxy = self.proxy
+
+            def container() -> str:
+                running = self.containers(base, proxy.service)
+                if not running:
+                    raise DeployFailed(f"{self.ex.name}: the proxy service {proxy.service!r} is not running")
+                return running[0]
+
+            self._driver = driver(self.ex, proxy, self.app, f"{self.home()}/{self.layout.proxy_dir}", container)
         return self._driver
 
     def endpoints(self, base: list[str], containers: list[str], port: int) -> list[str]:
@@ -208,7 +216,7 @@ class HostDeployer:
             new_endpoints = self.endpoints(base, applied.new, step.port)
             start = time.monotonic()
             applied.switched = True  # before: a switch cut short may have reached the proxy, so undo switches back
-            self.proxy_driver().switch(svc, new_endpoints)
+            self.proxy_driver(base).switch(svc, new_endpoints)
             self.report.info(f"{self.ex.name}: {svc}: proxy switched to {', '.join(new_endpoints)} and confirmed "
                              f"in {time.monotonic() - start:.2f}s")
 
@@ -234,7 +242,7 @@ class HostDeployer:
             try:
                 if a.side_by_side:
                     if a.switched:
-                        self.proxy_driver().switch(svc, a.old_endpoints)
+                        self.proxy_driver(self.compose_base(previous or 0)).switch(svc, a.old_endpoints)
                         self.report.info(f"{self.ex.name}: {svc}: proxy switched back to the old container")
                     if a.new:
                         self.ex.run(dc.remove(a.new, force=True))
@@ -244,7 +252,7 @@ class HostDeployer:
                     ids = self.containers(base, svc, all_states=True)
                     health.wait_healthy(self.ex, ids, svc, a.step.health_timeout)
                     if a.step.port is not None and self.proxy is not None:
-                        self.proxy_driver().switch(svc, self.endpoints(base, ids, a.step.port))
+                        self.proxy_driver(base).switch(svc, self.endpoints(base, ids, a.step.port))
             except ShiplineError as exc:
                 self.report.error(f"{self.ex.name}: could not restore {svc}: {exc.message}")
         if previous is not None:

@@ -1,14 +1,16 @@
 """Switching a reverse proxy explicitly, and confirming through its API that it now routes where we said.
 
-Traefik: a file-provider file per service, replaced atomically (write, then rename) in a directory the proxy
-watches; confirmed by reading the service's servers from Traefik's API. Caddy: the whole config posted to its
-admin API (`/load`, a graceful reload); confirmed by reading the route back.
+Both read files shipline replaces atomically (write, then rename) in a directory mounted into the proxy:
+Traefik's file provider watches it, and the switch is confirmed by reading the service's servers from
+Traefik's API. Caddy's routes (loaded once through its admin API) dial `{file.PATH}` upstreams that it
+evaluates per request, and the switch is confirmed by reading that file inside the proxy's container.
+Neither reloads the proxy for a switch, so no client connection is closed by it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import yaml
@@ -39,10 +41,19 @@ def traefik_dynamic(app: str, service: str, route: Route, endpoints: list[str], 
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def caddy_config(proxy: Proxy, upstreams: Mapping[str, list[str]]) -> dict[str, Any]:
-    """Caddy's whole JSON config: one route per service (longest path first), admin API kept reachable."""
+def caddy_upstream_file(app: str, service: str) -> str:
+    return f"{app}-{service}.upstream"
+
+
+def caddy_config(proxy: Proxy, app: str) -> dict[str, Any]:
+    """Caddy's whole JSON config: one route per service (longest path first), admin API kept reachable.
+
+    Each upstream is `{file.PATH}`, a placeholder Caddy evaluates per request: switching is then an
+    atomic file replace, not a config reload (a reload closes idle client connections, and a request
+    racing that close fails).
+    """
     routes = []
-    for service in sorted(upstreams, key=lambda s: len(proxy.routes[s].path), reverse=True):
+    for service in sorted(proxy.routes, key=lambda s: len(proxy.routes[s].path), reverse=True):
         route = proxy.routes[service]
         match: dict[str, Any] = {}
         if route.path != "/":
@@ -50,9 +61,10 @@ def caddy_config(proxy: Proxy, upstreams: Mapping[str, list[str]]) -> dict[str, 
             match["path"] = [prefix, prefix + "/*"]
         if route.host:
             match["host"] = [route.host]
+        dial = f"{{file.{proxy.files_mount}/{caddy_upstream_file(app, service)}}}"
         entry: dict[str, Any] = {
             "@id": f"shipline-{service}",
-            "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": e} for e in upstreams[service]]}],
+            "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": dial}]}],
             "terminal": True,
         }
         if match:
@@ -62,21 +74,6 @@ def caddy_config(proxy: Proxy, upstreams: Mapping[str, list[str]]) -> dict[str, 
         "admin": {"listen": proxy.admin_listen},
         "apps": {"http": {"servers": {"shipline": {"listen": proxy.listen, "routes": routes}}}},
     }
-
-
-def caddy_upstreams(config: Any) -> dict[str, list[str]]:
-    """Inverse of caddy_config: service -> upstream dials, from a config read back from Caddy."""
-    out: dict[str, list[str]] = {}
-    try:
-        routes = config["apps"]["http"]["servers"]["shipline"]["routes"]
-    except (KeyError, TypeError):
-        return out
-    for route in routes or []:
-        rid = str(route.get("@id", ""))
-        if rid.startswith("shipline-"):
-            ups = route.get("handle", [{}])[0].get("upstreams", [])
-            out[rid.removeprefix("shipline-")] = [str(u.get("dial")) for u in ups]
-    return out
 
 
 class ProxyDriver(Protocol):
@@ -125,34 +122,51 @@ class TraefikDriver:
 
 
 class CaddyDriver:
-    def __init__(self, ex: Executor, proxy: Proxy) -> None:
-        self.ex, self.proxy = ex, proxy
-        self._upstreams: dict[str, list[str]] | None = None
+    """Routes load once (and again only when they change); a switch rewrites one upstream file."""
 
-    def _current(self) -> dict[str, list[str]]:
-        if self._upstreams is None:
-            status, body = httpapi.request(self.ex, self.proxy.api, "GET", "/config/")
-            self._upstreams = {k: v for k, v in caddy_upstreams(body if status == 200 else None).items()
-                               if k in self.proxy.routes}
-        return self._upstreams
+    def __init__(self, ex: Executor, proxy: Proxy, app: str, config_dir: str, container: Callable[[], str]) -> None:
+        self.ex, self.proxy, self.app, self.dir, self.container = ex, proxy, app, config_dir, container
+        self._loaded = False
+
+    def _ensure_routes(self) -> None:
+        if self._loaded:
+            return
+        wanted = caddy_config(self.proxy, self.app)
+        status, current = httpapi.request(self.ex, self.proxy.api, "GET", "/config/")
+        if status != 200 or current != wanted:
+            try:
+                status, body = httpapi.request(self.ex, self.proxy.api, "POST", "/load", wanted)
+            except DeployFailed:
+                status, body = 0, None  # Caddy may drop the answer while reloading; the check below tells
+            if status not in (0, 200):
+                raise DeployFailed(f"Caddy refused shipline's routes: HTTP {status} {str(body)[:300]}")
+
+            def loaded() -> str | None:
+                st, cfg = httpapi.request(self.ex, self.proxy.api, "GET", "/config/")
+                return None if st == 200 and cfg == wanted else f"HTTP {st}, other routes"
+
+            _confirm("its routes", self.proxy.switch_timeout, loaded)
+        self._loaded = True
 
     def switch(self, service: str, endpoints: list[str]) -> None:
-        upstreams = {**self._current(), service: endpoints}
-        try:
-            status, body = httpapi.request(self.ex, self.proxy.api, "POST", "/load", caddy_config(self.proxy, upstreams))
-        except DeployFailed:
-            status, body = 0, None  # Caddy may drop the answer while reloading; the check below tells
-        if status not in (0, 200):
-            raise DeployFailed(f"Caddy refused the new routes: HTTP {status} {str(body)[:300]}")
-        self._upstreams = upstreams
+        if len(endpoints) != 1:
+            raise DeployFailed(f"Caddy switching routes each service to one container; {service} has {len(endpoints)}")
+        name = caddy_upstream_file(self.app, service)
+        tmp = f"{self.dir}/.{name}.tmp"
+        self.ex.put(tmp, endpoints[0].encode())
+        self.ex.run(["mv", "-f", tmp, f"{self.dir}/{name}"]).check("switch the proxy")
+        self._ensure_routes()
+        inside = f"{self.proxy.files_mount}/{name}"
 
         def check() -> str | None:
-            st, cfg = httpapi.request(self.ex, self.proxy.api, "GET", "/config/")
-            seen = caddy_upstreams(cfg if st == 200 else None).get(service)
-            return None if seen == endpoints else f"upstreams {seen}"
+            # What Caddy will read for the next request, read inside the proxy's own container.
+            res = self.ex.run(["docker", "exec", self.container(), "cat", inside])
+            return None if res.ok and res.output.strip() == endpoints[0] else f"{inside} = {res.output.strip()!r}"
 
-        _confirm(f"{service} -> {', '.join(endpoints)}", self.proxy.switch_timeout, check)
+        _confirm(f"{service} -> {endpoints[0]}", self.proxy.switch_timeout, check)
 
 
-def driver(ex: Executor, proxy: Proxy, app: str, config_dir: str) -> ProxyDriver:
-    return TraefikDriver(ex, proxy, app, config_dir) if proxy.type == "traefik" else CaddyDriver(ex, proxy)
+def driver(ex: Executor, proxy: Proxy, app: str, config_dir: str, container: Callable[[], str]) -> ProxyDriver:
+    if proxy.type == "traefik":
+        return TraefikDriver(ex, proxy, app, config_dir)
+    return CaddyDriver(ex, proxy, app, config_dir, container)

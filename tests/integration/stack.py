@@ -69,6 +69,9 @@ class AppRepo:
         print(out)  # shown by pytest when a test fails
         return Result(proc.returncode, out)
 
+    def head(self) -> str:
+        return git(self.path, "rev-parse", "--short=7", "HEAD")
+
     def commit(self, message: str) -> str:
         git(self.path, "add", "-A")
         git(self.path, "commit", "-q", "-m", message)
@@ -161,7 +164,8 @@ CADDY_PROXY = {
     "command": ["caddy", "run", "--resume"],
     "environment": {"CADDY_ADMIN": "0.0.0.0:2019", "XDG_CONFIG_HOME": "/config", "XDG_DATA_HOME": "/data"},
     "ports": ["127.0.0.1:${HTTPS_PORT}:80", "127.0.0.1:${PROXY_API_PORT}:2019"],
-    "volumes": ["caddy_config:/config", "caddy_data:/data"],
+    # shipline's upstream files: Caddy's routes dial `{file./etc/shipline/...}`, read per request.
+    "volumes": ["caddy_config:/config", "caddy_data:/data", "${SHIPLINE_PROXY_DIR:-./proxy}:/etc/shipline:ro"],
     "networks": ["web"],
     "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:2019/config/"],
                     "interval": "2s", "timeout": "3s", "retries": 15},

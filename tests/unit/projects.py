@@ -52,3 +52,14 @@ def write_project(root: Path, shipline: str = SHIPLINE, compose: str = COMPOSE) 
     path = root / "shipline.yml"
     path.write_text(shipline)
     return path
+
+
+PROXY = """\
+proxy:
+  type: traefik
+  service: proxy
+  api: 127.0.0.1:8081
+  routes:
+    backend: {path: /api, port: 8000}
+    frontend: {path: /, port: 8080}
+"""

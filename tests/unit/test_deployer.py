@@ -12,19 +12,11 @@ from shipline.plan import Trigger, compile_plan
 from shipline.reporter import Reporter
 
 from .fakes import FakeDockerHost, FakeProxy
-from .projects import SHIPLINE, write_project
+from .projects import PROXY, SHIPLINE, write_project
 
 TRIGGER = Trigger(ref="main", sha="a" * 40, short_sha="aaaaaaa")
 SETTINGS = DeploySettings(lock_ttl=600, lock_wait=0, keep=[2, 1], keep_images={"r/shop/backend:aaaaaaa"})
-PROXIED = SHIPLINE + """\
-proxy:
-  type: traefik
-  service: proxy
-  api: 127.0.0.1:8081
-  routes:
-    backend: {path: /api, port: 8000}
-    frontend: {path: /, port: 8080}
-"""
+PROXIED = SHIPLINE + PROXY
 
 
 class Setup:

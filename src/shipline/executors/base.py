@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import StepFailed
 
 LineSink = Callable[[str], None]
+
+
+def collect(raw_lines: Iterable[bytes], mask: Callable[[str], str], on_line: LineSink | None) -> str:
+    """Decode, mask and forward a command's output line by line; return it whole (masked)."""
+    lines = []
+    for raw in raw_lines:
+        line = mask(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        lines.append(line)
+        if on_line:
+            on_line(line)
+    return "".join(f"{line}\n" for line in lines)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..secrets import Masker
-from .base import CommandResult, LineSink
+from .base import CommandResult, LineSink, collect
 
 
 class LocalExecutor:
@@ -43,14 +43,8 @@ class LocalExecutor:
             proc.stdin.write(stdin)
             proc.stdin.close()
         assert proc.stdout
-        lines = []
-        for raw in proc.stdout:
-            line = self._mask(raw.decode("utf-8", "replace").rstrip("\r\n"))
-            lines.append(line)
-            if on_line:
-                on_line(line)
-        returncode = proc.wait()
-        return CommandResult(tuple(argv), returncode, "".join(f"{line}\n" for line in lines))
+        output = collect(proc.stdout, self._mask, on_line)
+        return CommandResult(tuple(argv), proc.wait(), output)
 
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
         target = Path(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shlex
 import socket
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ import paramiko
 from ..errors import DeployFailed, HostKeyError
 from ..hostkeys import PublicKey, changed_key_message, matches, unknown_key_message
 from ..secrets import Masker
-from .base import CommandResult, LineSink
+from .base import CommandResult, LineSink, collect
 
 
 class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
@@ -96,15 +97,10 @@ class SSHExecutor:
         if stdin is not None:
             chan.sendall(stdin)
         chan.shutdown_write()
-        lines = []
-        for raw in chan.makefile("rb"):
-            line = self._mask(raw.decode("utf-8", "replace").rstrip("\r\n"))
-            lines.append(line)
-            if on_line:
-                on_line(line)
+        output = collect(chan.makefile("rb"), self._mask, on_line)
         returncode = chan.recv_exit_status()
         chan.close()
-        return CommandResult(tuple(argv), returncode, "".join(f"{line}\n" for line in lines))
+        return CommandResult(tuple(argv), returncode, output)
 
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
         if self._sftp is None:
@@ -139,8 +135,6 @@ class SSHExecutor:
 
 
 def _b64(text: str) -> bytes:
-    import base64
-
     return base64.b64decode(text)
 
 
