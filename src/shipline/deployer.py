@@ -97,16 +97,17 @@ class HostDeployer:
             self._home = self._quiet(["pwd"], "find the home directory").strip()
         return self._home
 
-    def containers(self, base: list[str], service: str, *, all_states: bool = False) -> list[str]:
-        return self._quiet(dc.compose_ps(base, service, all_states=all_states), f"list {service} containers").split()
+    def containers(self, service: str, *, all_states: bool = False) -> list[str]:
+        argv = dc.service_containers(self.app, service, all_states=all_states)
+        return self._quiet(argv, f"list {service} containers").split()
 
-    def proxy_driver(self, base: list[str]) -> ProxyDriver:
+    def proxy_driver(self) -> ProxyDriver:
         assert self.proxy is not None
         if self._driver is None:
             proxy = self.proxy
 
             def container() -> str:
-                running = self.containers(base, proxy.service)
+                running = self.containers(proxy.service)
                 if not running:
                     raise DeployFailed(f"{self.ex.name}: the proxy service {proxy.service!r} is not running")
                 return running[0]
@@ -114,10 +115,10 @@ class HostDeployer:
             self._driver = driver(self.ex, proxy, self.app, f"{self.home()}/{self.layout.proxy_dir}", container)
         return self._driver
 
-    def endpoints(self, base: list[str], containers: list[str], port: int) -> list[str]:
+    def endpoints(self, containers: list[str], port: int) -> list[str]:
         assert self.proxy is not None
         if self._proxy_networks is None:
-            proxies = self.containers(base, self.proxy.service)
+            proxies = self.containers(self.proxy.service)
             if not proxies:
                 raise DeployFailed(f"{self.ex.name}: the proxy service {self.proxy.service!r} is not running")
             self._proxy_networks = set(self._networks(proxies[0]))
@@ -199,24 +200,24 @@ class HostDeployer:
 
     def apply(self, step: ServiceRollout, base: list[str], done: list[Applied]) -> None:
         svc = step.service
-        applied = Applied(step, old=self.containers(base, svc))
+        applied = Applied(step, old=self.containers(svc))
         done.append(applied)  # from here on, an undo knows what this service had
         if applied.side_by_side:
             self.report.info(f"{self.ex.name}: {svc}: starting the new container next to the old one")
             self._run(dc.compose_up(base, svc, replicas_beside=len(applied.old)), f"start new {svc}")
-            applied.new = [c for c in self.containers(base, svc, all_states=True) if c not in applied.old]
+            applied.new = [c for c in self.containers(svc, all_states=True) if c not in applied.old]
         else:
             self._run(dc.compose_up(base, svc), f"start {svc}")
-            applied.new = self.containers(base, svc, all_states=True)
+            applied.new = self.containers(svc, all_states=True)
         waited = health.wait_healthy(self.ex, applied.new, svc, step.health_timeout)
         self.report.info(f"{self.ex.name}: {svc} healthy after {waited:.1f}s")
         if step.port is not None and self.proxy is not None:
             if applied.side_by_side:
-                applied.old_endpoints = self.endpoints(base, applied.old, step.port)
-            new_endpoints = self.endpoints(base, applied.new, step.port)
+                applied.old_endpoints = self.endpoints(applied.old, step.port)
+            new_endpoints = self.endpoints(applied.new, step.port)
             start = time.monotonic()
             applied.switched = True  # before: a switch cut short may have reached the proxy, so undo switches back
-            self.proxy_driver(base).switch(svc, new_endpoints)
+            self.proxy_driver().switch(svc, new_endpoints)
             self.report.info(f"{self.ex.name}: {svc}: proxy switched to {', '.join(new_endpoints)} and confirmed "
                              f"in {time.monotonic() - start:.2f}s")
 
@@ -230,9 +231,11 @@ class HostDeployer:
         if drain:
             self.report.info(f"{self.ex.name}: draining old {names} for {drain:g}s")
             self._sleep(drain)
-        for a in retiring:
-            self._quiet(dc.stop(a.old, a.step.stop_timeout), f"stop old {a.step.service}")
-            self._quiet(dc.remove(a.old), f"remove old {a.step.service}")
+        # One `docker stop` per stop timeout: the engine stops the containers it is given in parallel.
+        for timeout in sorted({a.step.stop_timeout for a in retiring}):
+            old = [c for a in retiring if a.step.stop_timeout == timeout for c in a.old]
+            self._quiet(dc.stop(old, timeout), f"stop old {names}")
+        self._quiet(dc.remove([c for a in retiring for c in a.old]), f"remove old {names}")
         self.report.info(f"{self.ex.name}: old {names} stopped")
 
     def undo(self, done: list[Applied], previous: int | None) -> None:
@@ -242,17 +245,17 @@ class HostDeployer:
             try:
                 if a.side_by_side:
                     if a.switched:
-                        self.proxy_driver(self.compose_base(previous or 0)).switch(svc, a.old_endpoints)
+                        self.proxy_driver().switch(svc, a.old_endpoints)
                         self.report.info(f"{self.ex.name}: {svc}: proxy switched back to the old container")
                     if a.new:
                         self.ex.run(dc.remove(a.new, force=True))
                 elif previous is not None:
                     base = self.compose_base(previous)
                     self._run(dc.compose_up(base, svc), f"restore {svc}")
-                    ids = self.containers(base, svc, all_states=True)
+                    ids = self.containers(svc, all_states=True)
                     health.wait_healthy(self.ex, ids, svc, a.step.health_timeout)
                     if a.step.port is not None and self.proxy is not None:
-                        self.proxy_driver(base).switch(svc, self.endpoints(base, ids, a.step.port))
+                        self.proxy_driver().switch(svc, self.endpoints(ids, a.step.port))
             except ShiplineError as exc:
                 self.report.error(f"{self.ex.name}: could not restore {svc}: {exc.message}")
         if previous is not None:

@@ -103,9 +103,14 @@ def compose_up(base: Sequence[str], service: str, *, replicas_beside: int | None
     return [*argv, service]
 
 
-def compose_ps(base: Sequence[str], service: str, *, all_states: bool = False) -> list[str]:
-    """IDs of a service's containers: running ones, or (all_states) also starting, restarting, exited."""
-    return [*base, "ps", "--quiet", *(["--all"] if all_states else ["--status", "running"]), service]
+def service_containers(project: str, service: str, *, all_states: bool = False) -> list[str]:
+    """Full IDs of a Compose service's containers (not one-off `run`s): running ones, or all of them.
+
+    Asks the engine by Compose's labels: the same answer as `docker compose ps -q`, several times faster.
+    """
+    argv = ["docker", "ps", "--quiet", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}",
+            "--filter", f"label=com.docker.compose.service={service}", "--filter", "label=com.docker.compose.oneoff=False"]
+    return argv + (["--all"] if all_states else ["--filter", "status=running"])
 
 
 def remove_container(name: str) -> list[str]:

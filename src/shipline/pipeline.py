@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -100,12 +101,13 @@ def run_tests(ctx: Context, plan: Plan, workspace: Path, only: set[str] | None =
     for step, spec in zip(plan.tests, cfg.test, strict=True):
         if only is not None and spec.service not in only:
             continue
-        argv = [a.replace("{workspace}", str(workspace)) for a in step.argv]
+        run = uuid.uuid4().hex[:8]
+        argv = [a.replace("{workspace}", str(workspace)).replace("{run}", run) for a in step.argv]
         ctx.report.info(f"test {step.name}")
         try:
             res = local.run(argv, on_line=ctx.report.sink(f"test {step.name}"))
         finally:
-            local.run(dc.remove_container(step.container))  # gone already unless interrupted
+            local.run(dc.remove_container(step.container.replace("{run}", run)))  # gone already unless interrupted
         if not res.ok:
             raise StepFailed(
                 f"test step {step.name!r} failed with exit status {res.returncode}; nothing was pushed or deployed. "

@@ -41,7 +41,7 @@ class BuildStep:
 @dataclass(frozen=True)
 class TestStepPlan:
     name: str
-    argv: tuple[str, ...]  # `{workspace}` stands for the checkout's path
+    argv: tuple[str, ...]  # `{workspace}` stands for the checkout's path, `{run}` for this run's id
     container: str
 
 
@@ -121,7 +121,8 @@ def oci_labels(service: str, trigger: Trigger, created: datetime) -> dict[str, s
 
 
 def test_container_name(app: str, step: str, short_sha: str) -> str:
-    return f"shipline-{app}-test-{step}-{short_sha}"
+    """Named, so an interrupted run can remove it; `{run}` keeps two runs of one commit apart."""
+    return f"shipline-{app}-test-{step}-{short_sha}-{{run}}"
 
 
 def compile_plan(project: Project, trigger: Trigger, created: datetime) -> Plan:

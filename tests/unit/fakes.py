@@ -93,9 +93,10 @@ class FakeDockerHost(FakeExecutor):
                         del self.containers[c]
                     self._new(svc, rel)
                 return 0, ""
-            if "ps" in argv:
-                return 0, "".join(f"{c}\n" for c in self.ids(svc))
             return 0, ""
+        if argv[:2] == ["docker", "ps"]:
+            svc = next(a for a in argv if a.startswith("label=com.docker.compose.service=")).split("=", 2)[2]
+            return 0, "".join(f"{c}\n" for c in self.ids(svc))
         if argv[:2] == ["docker", "inspect"]:
             cid = argv[-1]
             if cid not in self.containers:

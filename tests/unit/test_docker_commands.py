@@ -30,9 +30,12 @@ def test_compose_up_beside_keeps_old_containers_and_doubles_them() -> None:
         "dc", "up", "--detach", "--no-deps", "--no-build", "--no-recreate", "--scale", "web=4", "web"]
 
 
-def test_compose_ps_running_or_all() -> None:
-    assert dc.compose_ps(["dc"], "web") == ["dc", "ps", "--quiet", "--status", "running", "web"]
-    assert dc.compose_ps(["dc"], "web", all_states=True) == ["dc", "ps", "--quiet", "--all", "web"]
+def test_service_containers_by_compose_labels_running_or_all() -> None:
+    labels = ["--filter", "label=com.docker.compose.project=shop", "--filter", "label=com.docker.compose.service=web",
+              "--filter", "label=com.docker.compose.oneoff=False"]
+    assert dc.service_containers("shop", "web") == [
+        "docker", "ps", "--quiet", "--no-trunc", *labels, "--filter", "status=running"]
+    assert dc.service_containers("shop", "web", all_states=True) == ["docker", "ps", "--quiet", "--no-trunc", *labels, "--all"]
 
 
 def test_stop_uses_the_short_flag_every_client_knows() -> None:

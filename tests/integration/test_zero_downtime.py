@@ -1,0 +1,197 @@
+"""Zero-downtime rollouts on the real stack, under continuous load through the proxy (Traefik, then Caddy).
+
+Every request the load generator sends is recorded; "zero failed" means every one of them got a 2xx.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shipline.errors import ExitCode
+
+from .load import LoadGenerator, LoadResult, slow_request
+from .stack import AppRepo, compose_down, make_app_repo, use_caddy
+
+pytestmark = pytest.mark.integration
+RATE = 200  # requests per second through the proxy, as the issue asks
+
+
+def under_load(app: AppRepo, *args: str) -> tuple[int, str, LoadResult]:
+    with LoadGenerator(app.url, rate=RATE, workers=16, paths=["/api/version", "/"]) as gen:
+        time.sleep(1)  # steady state before the deploy starts
+        res = app.shipline(*args)
+        time.sleep(1)
+    assert gen.result is not None
+    result = gen.result
+    print(result.summary())
+    return res.code, res.out, result
+
+
+def backend_containers(app: AppRepo) -> list[str]:
+    out = subprocess.run(["docker", "ps", "--filter", f"label=com.docker.compose.project={app.app}",
+                          "--filter", "label=com.docker.compose.service=backend", "--format", "{{.ID}}"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+def deployed(tmp_path_factory: pytest.TempPathFactory, prefix: str, caddy: bool) -> Iterator[AppRepo]:
+    app = f"{prefix}{uuid.uuid4().hex[:8]}"
+    repo = make_app_repo(Path(tmp_path_factory.mktemp(prefix)), app)
+    if caddy:
+        use_caddy(repo)
+    try:
+        res = repo.shipline("deploy")
+        assert res.code == 0, res.out
+        assert repo.wait_version(repo.head()) == repo.head()
+        yield repo
+    finally:
+        compose_down(app)
+
+
+@pytest.fixture(scope="module")
+def traefik_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppRepo]:
+    yield from deployed(tmp_path_factory, "zd", caddy=False)
+
+
+@pytest.fixture(scope="module")
+def caddy_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppRepo]:
+    yield from deployed(tmp_path_factory, "zc", caddy=True)
+
+
+def change_backend_and_frontend(app: AppRepo, label: str) -> str:
+    app.edit("backend/app/web.py", '"""HTTP layer', f'# {label}\n"""HTTP layer')
+    app.edit("frontend/www/index.html", "<h1>", f"<h1>{label} ")
+    return app.commit(label)
+
+
+@pytest.mark.parametrize("proxy", ["traefik", "caddy"])
+def test_deploy_under_load_fails_no_request_and_keeps_a_long_request(proxy: str, request: pytest.FixtureRequest) -> None:
+    app: AppRepo = request.getfixturevalue(f"{proxy}_app")
+    before = app.version()
+    new = change_backend_and_frontend(app, f"zero-downtime {proxy}")
+    slow = slow_request(app.url + "/api/slow?seconds={seconds}", 10)
+    code, out, result = under_load(app, "deploy")
+    assert code == 0, out
+    assert result.total >= 0.8 * RATE * 10, result.summary()
+    assert result.failed == 0, f"{result.failures_by_kind()} {result.summary()}"
+    assert "proxy switched to" in out and "confirmed" in out
+    long = slow.wait(60)
+    assert long.status == 200, long
+    assert app.wait_version(new) == new != before
+    assert len(backend_containers(app)) == 1, "the old backend was stopped"
+
+
+@pytest.mark.parametrize(("breakage", "reason"), [
+    (("backend/app/__main__.py", "port=settings.port)", "port=settings.port + 1)"), "did not become healthy within"),
+    (("backend/app/__main__.py", "    settings = Settings.from_env()", "    raise SystemExit(3)"), "crashed"),
+])
+def test_broken_release_fails_with_no_failed_request(traefik_app: AppRepo, breakage: tuple[str, str, str], reason: str) -> None:
+    app = traefik_app
+    serving = app.version()
+    containers = backend_containers(app)
+    app.edit(*breakage)
+    app.commit(f"broken: {reason}")
+    code, out, result = under_load(app, "deploy")
+    assert code == ExitCode.DEPLOY_FAILED, out
+    assert reason in out
+    assert result.failed == 0, f"{result.failures_by_kind()} {result.summary()}"
+    assert app.version() == serving
+    assert backend_containers(app) == containers, "new containers removed, old one untouched"
+    app.edit(breakage[0], breakage[2], breakage[1])
+    app.commit("repair")
+
+
+def test_failing_migration_stops_before_any_switch(traefik_app: AppRepo) -> None:
+    app = traefik_app
+    httpx.post(app.url + "/api/items", json={"text": "before the bad migration"}, verify=False, timeout=10)
+    items = app.get("/api/items").json()
+    serving, containers = app.version(), backend_containers(app)
+    migrate = app.path / "backend" / "app" / "migrate.py"
+    original = migrate.read_text()
+    migrate.write_text(original.replace("def main(", "def _unused(", 1) + "\n\ndef main() -> None:\n    raise SystemExit('migration broken on purpose')\n")
+    app.commit("a failing migration")
+    res = app.shipline("deploy")
+    assert res.code == ExitCode.DEPLOY_FAILED, res.out
+    assert "migration failed" in res.out and "proxy switched" not in res.out
+    assert app.version() == serving and backend_containers(app) == containers
+    assert app.get("/api/items").json() == items
+    migrate.write_text(original)
+    app.commit("repair the migration")
+
+
+def test_two_deploys_at_once_never_interleave(traefik_app: AppRepo) -> None:
+    app = traefik_app
+    head = change_backend_and_frontend(app, "concurrent")
+    cmd = [sys.executable, "-m", "shipline", "deploy", "--config", "shipline.yml"]
+    procs = [subprocess.Popen(cmd, cwd=app.path, env=app.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert sum("waiting for the deploy lock" in o for o in outs) == 1, outs
+    releases = json.loads(app.shipline("releases", "--json").out)[:2]
+    assert [r["status"] for r in releases] == ["succeeded", "succeeded"]
+    assert app.version() == head
+
+
+def lock_dir(app: AppRepo) -> Path:
+    return Path("/home/deploy/.shipline") / app.app / "lock"
+
+
+def plant_lock(app: AppRepo, expires_in: float) -> None:
+    """A lock as a deploy killed with SIGKILL leaves it: directory and note, owned by the deploy user."""
+    d = lock_dir(app)
+    d.mkdir(parents=True)
+    now = time.time()
+    (d / "info.json").write_text(json.dumps({"holder": "killed-run", "commit": "dead000", "created": now - 60,
+                                             "expires": now + expires_in}))
+    subprocess.run(["chown", "-R", "deploy:deploy", str(d)], check=True)
+
+
+def test_held_lock_refuses_clearly_and_a_stale_one_is_broken(traefik_app: AppRepo) -> None:
+    app = traefik_app
+    config = app.path / "shipline.yml"
+    original = config.read_text()
+    config.write_text(original.replace("  keep_releases: 5", "  keep_releases: 5\n  lock_wait: 0"))
+    app.commit("do not wait for the lock")
+    plant_lock(app, expires_in=600)
+    held = app.shipline("deploy")
+    assert held.code == ExitCode.LOCKED, held.out
+    assert "held by killed-run deploying dead000" in held.out and "shipline lock release" in held.out
+    subprocess.run(["rm", "-rf", str(lock_dir(app))], check=True)
+    plant_lock(app, expires_in=-1)
+    stale = app.shipline("deploy")
+    assert stale.code == 0, stale.out
+    assert not lock_dir(app).exists()
+
+
+def test_sigterm_mid_deploy_leaves_the_old_release_serving_and_a_record(traefik_app: AppRepo) -> None:
+    app = traefik_app
+    serving = app.version()
+    change_backend_and_frontend(app, "interrupted")
+    proc = subprocess.Popen([sys.executable, "-m", "shipline", "deploy", "--config", "shipline.yml"], cwd=app.path,
+                            env=app.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "starting the new container next to the old one" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.communicate(timeout=120)[0]
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, out
+    assert app.version() == serving
+    assert not lock_dir(app).exists()
+    latest = json.loads(app.shipline("releases", "--json").out)[0]
+    assert latest["status"] == "failed" and latest["reason"] == "interrupted"
+    assert len(backend_containers(app)) == 1
