@@ -38,4 +38,5 @@ test: setup testenv lint
 	. $(TESTENV_ENV) && $(PY) -m pytest -q
 
 bench: setup testenv
-	. $(TESTENV_ENV) && $(PY) bench/pipeline.py
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	. $(TESTENV_ENV) && $(PY) bench/pipeline.py && $(PY) bench/downtime.py

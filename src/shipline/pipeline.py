@@ -8,8 +8,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,6 +168,31 @@ def deploy_hosts(ctx: Context, plan: Plan, executors: list[Executor], files: Rel
         HostDeployer(ex, target, cfg.app, ctx.report, cfg.proxy).deploy(files, previous, settings, copy_from=copy_from)
 
 
+@contextmanager
+def recorded(ctx: Context, number: int) -> Iterator[None]:
+    """Whatever happens inside, the release's record ends consistent: succeeded, failed with why, or interrupted."""
+    try:
+        yield
+    except ShiplineError as exc:
+        ctx.history.finish(number, FAILED, ctx.report.durations, exc.message)
+        raise
+    except KeyboardInterrupt:
+        ctx.history.finish(number, FAILED, ctx.report.durations, "interrupted")
+        raise
+    ctx.history.finish(number, SUCCEEDED, ctx.report.durations)
+
+
+@contextmanager
+def connected(ctx: Context) -> Iterator[list[Executor]]:
+    """Every host connected (and its key checked) first; connections closed however the run ends."""
+    with ctx.report.stage("connect", ", ".join(h.address for h in ctx.project.config.hosts)):
+        executors = connect_all(ctx)
+    try:
+        yield executors
+    finally:
+        close_all(executors)
+
+
 def release_files(ctx: Context, plan: Plan, number: int, compose: bytes, secrets: Mapping[str, Secret]) -> ReleaseFiles:
     cfg = ctx.project.config
     t = plan.trigger
@@ -190,34 +216,24 @@ def deploy(ctx: Context, trigger: Trigger, *, build: bool = True) -> int:
     report = ctx.report
     report.info(f"release {number}: {cfg.app} at {trigger.short_sha} ({trigger.ref})")
     workspace: Path | None = None
-    executors: list[Executor] = []
     try:
-        with report.stage("connect", ", ".join(h.address for h in cfg.hosts)):
-            executors = connect_all(ctx)
-        with report.stage("checkout", trigger.sha):
-            workspace = checkout(ctx, trigger)
-        if build:
-            with report.stage("build", ", ".join(plan.images)):
-                build_images(ctx, plan, workspace)
-            with report.stage("test", f"{len(plan.tests)} step(s)"):
-                run_tests(ctx, plan, workspace)
-            with report.stage("publish", cfg.registry.url):
-                publish(ctx, plan, secrets)
-        compose = (workspace / ctx.project.root_in_repo / cfg.compose).read_bytes()
-        files = release_files(ctx, plan, number, compose, secrets)
-        with report.stage("deploy", ", ".join(h.address for h in cfg.hosts)):
-            deploy_hosts(ctx, plan, executors, files, previous.number if previous else None, secrets)
-    except ShiplineError as exc:
-        ctx.history.finish(number, FAILED, report.durations, exc.message)
-        raise
-    except KeyboardInterrupt:
-        ctx.history.finish(number, FAILED, report.durations, "interrupted")
-        raise
+        with recorded(ctx, number), connected(ctx) as executors:
+            with report.stage("checkout", trigger.sha):
+                workspace = checkout(ctx, trigger)
+            if build:
+                with report.stage("build", ", ".join(plan.images)):
+                    build_images(ctx, plan, workspace)
+                with report.stage("test", f"{len(plan.tests)} step(s)"):
+                    run_tests(ctx, plan, workspace)
+                with report.stage("publish", cfg.registry.url):
+                    publish(ctx, plan, secrets)
+            compose = (workspace / ctx.project.root_in_repo / cfg.compose).read_bytes()
+            files = release_files(ctx, plan, number, compose, secrets)
+            with report.stage("deploy", ", ".join(h.address for h in cfg.hosts)):
+                deploy_hosts(ctx, plan, executors, files, previous.number if previous else None, secrets)
     finally:
-        close_all(executors)
         if workspace:
             shutil.rmtree(workspace, ignore_errors=True)
-    ctx.history.finish(number, SUCCEEDED, report.durations)
     report.info(f"release {number} ({trigger.short_sha}) is live; stages: "
                 + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
     return number
@@ -268,19 +284,7 @@ def rollback(ctx: Context, target: int | None) -> int:
                                source=trigger.source, actor=trigger.actor, images=chosen.images,
                                hosts=[h.address for h in cfg.hosts], rollback_of=chosen.number)
     files = ReleaseFiles(number, b"", dict(chosen.images), b"", {"actor": trigger.actor, "short_sha": chosen.short_sha})
-    executors: list[Executor] = []
-    try:
-        with ctx.report.stage("connect", ", ".join(h.address for h in cfg.hosts)):
-            executors = connect_all(ctx)
-        with ctx.report.stage("deploy", f"release {chosen.number} ({chosen.short_sha}) as release {number}"):
-            deploy_hosts(ctx, plan, executors, files, current.number, secrets, copy_from=chosen.number)
-    except ShiplineError as exc:
-        ctx.history.finish(number, FAILED, ctx.report.durations, exc.message)
-        raise
-    except KeyboardInterrupt:
-        ctx.history.finish(number, FAILED, ctx.report.durations, "interrupted")
-        raise
-    finally:
-        close_all(executors)
-    ctx.history.finish(number, SUCCEEDED, ctx.report.durations)
+    what = f"release {chosen.number} ({chosen.short_sha}) as release {number}"
+    with recorded(ctx, number), connected(ctx) as executors, ctx.report.stage("deploy", what):
+        deploy_hosts(ctx, plan, executors, files, current.number, secrets, copy_from=chosen.number)
     return number
