@@ -249,6 +249,8 @@ class HostDeployer:
                         self.report.info(f"{self.ex.name}: {svc}: proxy switched back to the old container")
                     if a.new:
                         self.ex.run(dc.remove(a.new, force=True))
+                elif set(a.new) == set(a.old):
+                    continue  # Compose left it alone (unchanged definition): nothing to restore
                 elif previous is not None:
                     base = self.compose_base(previous)
                     self._run(dc.compose_up(base, svc), f"restore {svc}")

@@ -27,7 +27,9 @@ def container_verdict(info: dict[str, Any]) -> tuple[str, str]:
     if status in ("exited", "dead"):
         return "failed", f"container {status} with exit code {state.get('ExitCode')}"
     if restarts > 0 or status == "restarting":
-        return "failed", f"container crashed and was restarted ({restarts} restart(s), exit code {state.get('ExitCode')})"
+        # The exit code belongs to the last run: after a restart it may be the new run's 0, so say it only if not.
+        code = state.get("ExitCode")
+        return "failed", f"container crashed and was restarted ({restarts} restart(s){f', last exit code {code}' if code else ''})"
     if health:
         hs = health.get("Status")
         if hs == "healthy":

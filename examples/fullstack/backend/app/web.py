@@ -141,6 +141,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def make_server(app: App, host: str = "0.0.0.0", port: int = 8000) -> ThreadingHTTPServer:
     handler = type("BoundHandler", (Handler,), {"app": app, "in_flight": InFlight()})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True  # do not wait for keep-alive connections on shutdown
-    return server
+    return Server((host, port), handler)
+
+
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default backlog of 5 drops connections under load
+    daemon_threads = True  # do not wait for idle keep-alive connections on shutdown (in-flight ones are awaited)
