@@ -17,8 +17,6 @@ class ComposeFileError(Exception):
 class ComposeService:
     name: str
     depends_on: tuple[str, ...]
-    has_healthcheck: bool
-    image: str | None
 
 
 @dataclass(frozen=True)
@@ -65,13 +63,7 @@ def parse_compose(text: str) -> ComposeProject:
     services: dict[str, ComposeService] = {}
     for name, spec in data["services"].items():
         spec = spec if isinstance(spec, dict) else {}
-        hc = spec.get("healthcheck")
-        services[str(name)] = ComposeService(
-            name=str(name),
-            depends_on=_depends_on(spec.get("depends_on")),
-            has_healthcheck=isinstance(hc, dict) and not hc.get("disable", False),
-            image=spec.get("image") if isinstance(spec.get("image"), str) else None,
-        )
+        services[str(name)] = ComposeService(name=str(name), depends_on=_depends_on(spec.get("depends_on")))
     return ComposeProject(services)
 
 

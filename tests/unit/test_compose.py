@@ -40,19 +40,6 @@ def test_depends_on_list_and_mapping_forms() -> None:
     assert services["db"].depends_on == ()
 
 
-def test_healthcheck_and_image() -> None:
-    services = parse_compose(APP).services
-    assert services["db"].has_healthcheck
-    assert not services["backend"].has_healthcheck
-    assert services["db"].image == "postgres:16"
-    assert services["backend"].image is None
-
-
-def test_disabled_healthcheck_does_not_count() -> None:
-    services = parse_compose("services:\n  web:\n    image: x\n    healthcheck:\n      disable: true\n").services
-    assert not services["web"].has_healthcheck
-
-
 def test_default_order_puts_dependencies_first() -> None:
     assert parse_compose(APP).default_order() == ["db", "backend", "frontend", "proxy"]
 
