@@ -106,7 +106,6 @@ def test_valid_project_loads(tmp_path: Path) -> None:
     assert config.deploy.keep_releases == 5
     assert config.secrets == ["DB_PASSWORD"]
     assert sorted(project.compose.services) == ["backend", "db", "frontend", "proxy"]
-    assert project.compose.services["db"].has_healthcheck
 
 
 def test_explicit_order_wins_over_depends_on(tmp_path: Path) -> None:
