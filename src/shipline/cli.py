@@ -22,7 +22,6 @@ from .errors import ShiplineError
 from .executors.base import Executor
 from .executors.ssh import SSHExecutor, scan_host_key
 from .history import History
-from .layout import HostLayout
 from .plan import compile_plan
 from .reporter import Reporter
 from .secrets import Masker
@@ -142,7 +141,7 @@ def status(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False) -
         try:
             ex = ctx.connect(index, host)
             try:
-                layout = HostLayout(ctx.project.config.deploy.path, ctx.project.config.app)
+                layout = ctx.project.config.layout()
                 raw = ex.read(layout.current_file)
                 entry["release"] = int(raw) if raw and raw.strip().isdigit() else None
                 res = ex.run(["docker", "compose", "--project-name", ctx.project.config.app, "ps", "--all", "--format", "json"])
@@ -211,7 +210,7 @@ def init(directory: Annotated[Path, typer.Argument(help="Project directory.")] =
 def lock_status(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False) -> None:
     """Who holds the deploy lock on each host."""
     ctx = context(config)
-    layout = HostLayout(ctx.project.config.deploy.path, ctx.project.config.app)
+    layout = ctx.project.config.layout()
     result = []
     for index, host in enumerate(ctx.project.config.hosts):
         ex = ctx.connect(index, host)
@@ -231,7 +230,7 @@ def lock_status(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = Fal
 def lock_release(config: ConfigOpt = Path("shipline.yml")) -> None:
     """Break the deploy lock (only when its holder is known to be dead)."""
     ctx = context(config)
-    layout = HostLayout(ctx.project.config.deploy.path, ctx.project.config.app)
+    layout = ctx.project.config.layout()
     for index, host in enumerate(ctx.project.config.hosts):
         ex = ctx.connect(index, host)
         try:

@@ -28,6 +28,7 @@ from pydantic import (
 from .compose import ComposeFileError, ComposeProject, load_compose
 from .errors import ConfigError
 from .interpolation import MissingVariable, interpolate
+from .layout import HostLayout
 
 NAME_RE = r"^[a-z0-9][a-z0-9_-]*$"
 PLACEHOLDERS = ("sha", "short_sha", "ref", "app")
@@ -238,6 +239,9 @@ class Config(_Strict):
     def health_timeout(self, service: str) -> float:
         svc = self.deploy.services.get(service)
         return svc.health_timeout if svc and svc.health_timeout else self.deploy.health_timeout
+
+    def layout(self) -> HostLayout:
+        return HostLayout(self.deploy.path, self.app)
 
     def image_name(self, service: str) -> str:
         """Repository path of a built service, e.g. `127.0.0.1:5000/myapp/backend`."""

@@ -185,7 +185,7 @@ class HostDeployer:
             for step in self.target.rollout:
                 if step.migrate_before:
                     self.report.info(f"{self.ex.name}: release phase: migrate with the new {step.service} image")
-                    self._run([*base, *step.migrate_before[1:]], "migration")
+                    self._run([*base, *step.migrate_before], "migration")
                 self.apply(step, base, done)
         except (ShiplineError, KeyboardInterrupt) as exc:
             why = exc.message if isinstance(exc, ShiplineError) else "interrupted"

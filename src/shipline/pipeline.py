@@ -23,7 +23,7 @@ from .errors import NotFound, ShiplineError, StepFailed
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .history import FAILED, SUCCEEDED, History, Release
-from .plan import Plan, Trigger, compile_plan, env_file
+from .plan import BuildStep, Plan, Trigger, compile_plan, env_file
 from .reporter import Reporter
 from .secrets import Masker, Secret, resolve_secrets
 
@@ -79,9 +79,7 @@ def build_images(ctx: Context, plan: Plan, workspace: Path, only: set[str] | Non
         return
     local = ctx.local
 
-    def one(step: object) -> tuple[str, float, str | None]:
-        from .plan import BuildStep
-        assert isinstance(step, BuildStep)
+    def one(step: BuildStep) -> tuple[str, float, str | None]:
         start = datetime.now(UTC)
         res = local.run(step.argv, cwd=str(workspace), on_line=ctx.report.sink(f"build {step.service}"))
         took = (datetime.now(UTC) - start).total_seconds()
@@ -128,15 +126,11 @@ def publish(ctx: Context, plan: Plan, secrets: Mapping[str, Secret], only: set[s
         res.check()
 
 
-def kept_releases(history: History, number: int, keep: int) -> tuple[list[int], set[str]]:
-    """This release plus the newest successful ones before it, up to `keep` in all."""
-    kept = [number, *[r.number for r in history.succeeded(keep) if r.number != number][: keep - 1]]
-    images: set[str] = set()
-    for n in kept:
-        release = history.get(n)
-        if release:
-            images |= set(release.images.values())
-    return kept, images
+def kept_releases(history: History, files: ReleaseFiles, keep: int) -> tuple[list[int], set[str]]:
+    """This release plus the newest successful ones before it, up to `keep` in all, and their images."""
+    earlier = [r for r in history.succeeded(keep) if r.number != files.number][: keep - 1]
+    images = set(files.images.values()).union(*(r.images.values() for r in earlier))
+    return [files.number, *(r.number for r in earlier)], images
 
 
 def connect_all(ctx: Context) -> list[Executor]:
@@ -159,11 +153,11 @@ def close_all(executors: list[Executor]) -> None:
 def deploy_hosts(ctx: Context, plan: Plan, executors: list[Executor], files: ReleaseFiles, previous: int | None,
                  secrets: Mapping[str, Secret], copy_from: int | None = None) -> None:
     cfg = ctx.project.config
-    kept, images = kept_releases(ctx.history, files.number, cfg.deploy.keep_releases)
+    kept, images = kept_releases(ctx.history, files, cfg.deploy.keep_releases)
     login = None
     if plan.registry_login and cfg.registry.password_secret:
         login = (plan.registry_login, secrets[cfg.registry.password_secret])
-    settings = DeploySettings(cfg.deploy.lock_ttl, cfg.deploy.lock_wait, kept, images | set(files.images.values()), login)
+    settings = DeploySettings(cfg.deploy.lock_ttl, cfg.deploy.lock_wait, kept, images, login)
     for ex, target in zip(executors, plan.deploys, strict=True):
         HostDeployer(ex, target, cfg.app, ctx.report, cfg.proxy).deploy(files, previous, settings, copy_from=copy_from)
 

@@ -50,7 +50,7 @@ class ServiceRollout:
     service: str
     built: bool
     health_timeout: float
-    migrate_before: tuple[str, ...] | None = None  # `docker compose run` argv when migrations run first
+    migrate_before: tuple[str, ...] | None = None  # `docker compose` arguments (a `run`) when migrations run first
     strategy: str = "recreate"
     port: int | None = None  # the container port the proxy routes to, for routed services
     drain: float = 0
@@ -98,7 +98,7 @@ class Plan:
             lines += [f"     pull {ref}" for ref in self.images.values()]
             for r in d.rollout:
                 if r.migrate_before:
-                    lines.append(f"     migrate: {' '.join(r.migrate_before)}")
+                    lines.append(f"     migrate: docker compose {' '.join(r.migrate_before)}")
                 lines.append(f"     {r.service}: {describe_rollout(r)}")
             lines.append(f"     prune images older than the last {self.keep_releases} releases")
         lines += ["", *self.notes] if self.notes else []
@@ -158,7 +158,7 @@ def compile_plan(project: Project, trigger: Trigger, created: datetime) -> Plan:
         login = tuple(dc.login(cfg.registry.url.split("/")[0], cfg.registry.username))
     pushes = tuple(tuple(dc.push(ref)) for ref in images.values())
     deploys = tuple(
-        HostDeploy(host=h, layout=HostLayout(cfg.deploy.path, cfg.app), rollout=rollout_steps(project))
+        HostDeploy(host=h, layout=cfg.layout(), rollout=rollout_steps(project))
         for h in cfg.hosts
     )
     return Plan(cfg.app, trigger, images, tuple(builds), tuple(tests), pushes, deploys, cfg.deploy.keep_releases, login)
@@ -171,7 +171,7 @@ def rollout_steps(project: Project) -> tuple[ServiceRollout, ...]:
     for svc in project.rollout_order():
         migrate = None
         if cfg.deploy.migrate and cfg.deploy.migrate.service == svc:
-            migrate = ("{compose}", "run", "--rm", "--no-deps", "-T", svc, *dc.shell_command(cfg.deploy.migrate.command))
+            migrate = ("run", "--rm", "--no-deps", "-T", svc, *dc.shell_command(cfg.deploy.migrate.command))
         route = cfg.proxy.routes.get(svc) if cfg.proxy else None
         sd = cfg.service_deploy(svc)
         steps.append(ServiceRollout(svc, svc in cfg.build, cfg.health_timeout(svc), migrate, cfg.strategy(svc),
