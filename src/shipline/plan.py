@@ -198,7 +198,17 @@ def override_file(images: dict[str, str]) -> str:
 
 
 def image_variable(service: str) -> str:
-    return "SHIPLINE_IMAGE_" + re.sub(r"[^A-Z0-9]", "_", service.upper())
+    """The env variable holding a service's image; distinct names always give distinct variables.
+
+    Lower-case letters and digits are upper-cased, `-` becomes `_` (`web-api` -> `SHIPLINE_IMAGE_WEB_API`);
+    any other character is written `x` + two lower-case hex digits (`web_api` -> `SHIPLINE_IMAGE_WEBx5fAPI`).
+    No code is a prefix of another, so the mapping can be read back: `web-api` and `web_api` never share one.
+    """
+    def code(char: str) -> str:
+        if char.isascii() and (char.islower() or char.isdigit()):
+            return char.upper()
+        return "_" if char == "-" else "".join(f"x{b:02x}" for b in char.encode())
+    return "SHIPLINE_IMAGE_" + "".join(code(c) for c in service)
 
 
 def env_file(app: str, release: int, images: dict[str, str], env: dict[str, str], secrets: dict[str, str]) -> str:

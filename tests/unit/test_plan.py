@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,3 +73,14 @@ def test_env_file_quotes_values_compose_would_misread() -> None:
     lines = text.splitlines()
     assert lines[:4] == ["COMPOSE_PROJECT_NAME=shop", "SHIPLINE_RELEASE=3", "SHIPLINE_IMAGE_BACKEND=r/b:1", "HTTPS_PORT=8443"]
     assert lines[4] == "POSTGRES_PASSWORD='p$ss word'"
+
+
+def test_image_variables_never_collide() -> None:
+    names = ["web-api", "web_api", "web.api", "Web-api", "WEB-API", "web--api", "web-_api", "web_-api", "webx5fapi",
+             "web-x5f-api", "a", "A", "a1", "a-1", "a_1"]
+    variables = [image_variable(n) for n in names]
+    assert len(set(variables)) == len(names), dict(zip(names, variables, strict=True))
+    assert all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) for v in variables)
+    assert image_variable("backend") == "SHIPLINE_IMAGE_BACKEND"  # the usual names read as before
+    text = env_file("shop", 1, {"web-api": "r/a:1", "web_api": "r/b:1"}, {}, {})
+    assert "SHIPLINE_IMAGE_WEB_API=r/a:1" in text.splitlines() and "SHIPLINE_IMAGE_WEBx5fAPI=r/b:1" in text.splitlines()
