@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import lock as locks
 from . import pipeline
@@ -45,18 +46,24 @@ def handled(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ShiplineError as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True, markup=True)
+            errors().print(Text.assemble(("error:", "bold red"), " ", exc.message))
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
-            Console(stderr=True).print("[bold red]interrupted[/]")
+            errors().print(Text("interrupted", "bold red"))
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 def console() -> Console:
+    """Standard output. Markup is off: what is printed (reasons, command output, paths) is shown as written,
+    so `[word]` stays and `[/x]` cannot raise; styles are given as `Text`."""
     # Logs and CI have no terminal width; 80 columns would fold tables and paths.
-    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160, markup=False, highlight=False)
+
+
+def errors() -> Console:
+    return Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
 def ssh_connector(project: Project, masker: Masker) -> pipeline.Connect:
@@ -97,7 +104,7 @@ def publish(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
 def plan(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None) -> None:
     """Print what `deploy` would do, touching nothing."""
     ctx = context(config)
-    console().print(compile_plan(ctx.project, pipeline.make_trigger(ctx, ref), ctx.now()).render(), highlight=False, markup=False)
+    console().print(compile_plan(ctx.project, pipeline.make_trigger(ctx, ref), ctx.now()).render())
 
 
 @app.command()
@@ -190,8 +197,8 @@ def keyscan(address: Annotated[str, typer.Argument(help="user@host[:port]")]) ->
         key = scan_host_key(m.group("host").strip("[]"), int(m.group("port") or 22))
     except OSError as exc:
         raise ShiplineError(f"cannot reach {address}: {exc}") from None
-    Console(stderr=True).print(f"{address} offers {key.key_type} {key.fingerprint}; compare with "
-                               f"`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on the server.", highlight=False)
+    errors().print(f"{address} offers {key.key_type} {key.fingerprint}; compare with "
+                   f"`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on the server.")
     print(key.line)
 
 

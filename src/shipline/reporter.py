@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from .secrets import Masker
 
@@ -23,34 +23,35 @@ class Reporter:
         self._clock = clock
         self._lock = threading.Lock()
 
-    def _print(self, text: str) -> None:
+    def _print(self, *parts: str | tuple[str, str]) -> None:
+        """Styles come from (text, style) pairs, never from markup, so `[...]` in any text prints as written."""
         with self._lock:
-            self.console.print(text, highlight=False, soft_wrap=True)
+            self.console.print(Text.assemble(*parts), highlight=False, soft_wrap=True)
 
     @contextmanager
     def stage(self, name: str, what: str = "") -> Iterator[None]:
-        self._print(f"[bold cyan]==>[/] [bold]{name}[/]{' ' + escape(self.mask(what)) if what else ''}")
+        self._print(("==>", "bold cyan"), " ", (name, "bold"), f" {self.mask(what)}" if what else "")
         start = self._clock()
         try:
             yield
         except BaseException:
             self.durations[name] = self._clock() - start
-            self._print(f"[bold red]FAIL[/] [bold]{name}[/] after {self.durations[name]:.1f}s")
+            self._print(("FAIL", "bold red"), " ", (name, "bold"), f" after {self.durations[name]:.1f}s")
             raise
         self.durations[name] = self._clock() - start
-        self._print(f"[bold green] ok [/] [bold]{name}[/] in {self.durations[name]:.1f}s")
+        self._print((" ok ", "bold green"), " ", (name, "bold"), f" in {self.durations[name]:.1f}s")
 
     def line(self, prefix: str, text: str) -> None:
-        self._print(f"[dim]{escape(prefix)} |[/] {escape(self.mask(text))}")
+        self._print((f"{prefix} |", "dim"), " ", self.mask(text))
 
     def sink(self, prefix: str) -> Callable[[str], None]:
         return lambda text: self.line(prefix, text)
 
     def info(self, text: str) -> None:
-        self._print(f"    {escape(self.mask(text))}")
+        self._print(f"    {self.mask(text)}")
 
     def warn(self, text: str) -> None:
-        self._print(f"[yellow]warning:[/] {escape(self.mask(text))}")
+        self._print(("warning:", "yellow"), " ", self.mask(text))
 
     def error(self, text: str) -> None:
-        self._print(f"[bold red]error:[/] {escape(self.mask(text))}")
+        self._print(("error:", "bold red"), " ", self.mask(text))
