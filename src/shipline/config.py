@@ -209,6 +209,14 @@ class Deploy(_Strict):
     lock_wait: Annotated[float, Field(ge=0)] = 120
     lock_ttl: Annotated[float, Field(gt=0)] = 1800
 
+    @field_validator("path")
+    @classmethod
+    def _inside_home(cls, value: str) -> str:
+        # Pruning deletes release directories under it: it must not point at /, /etc or a sibling's files.
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("must stay inside the SSH user's home: a relative path without `..`")
+        return value
+
 
 class Config(_Strict):
     """shipline.yml: what Compose cannot say (what to build and test, where and how to deploy)."""
@@ -249,6 +257,18 @@ class Config(_Strict):
         return f"{self.registry.url}/{spec.image or f'{self.app}/{service}'}"
 
 
+def repo_root(root: Path) -> Path:
+    """The git work tree holding `root` (or `root` itself outside git): what a checkout of a commit contains."""
+    for d in (root, *root.parents):
+        if (d / ".git").exists():
+            return d
+    return root
+
+
+def _outside(path: Path, top: Path) -> bool:
+    return not path.resolve().is_relative_to(top.resolve())
+
+
 @dataclass(frozen=True)
 class Project:
     """A loaded, cross-checked configuration and where it lives."""
@@ -264,10 +284,7 @@ class Project:
     @property
     def repo_root(self) -> Path:
         """The git work tree holding shipline.yml (it may sit in a subdirectory)."""
-        for d in (self.root, *self.root.parents):
-            if (d / ".git").exists():
-                return d
-        return self.root
+        return repo_root(self.root)
 
     @property
     def root_in_repo(self) -> str:
@@ -393,11 +410,17 @@ def _cross_check(config: Config, root: Path, file: str, *, check_keys: bool = Tr
                 "Fix the Compose file or point `compose:` at another one."
             )
     services = set(compose.services) if compose else set()
+    repo = repo_root(root)
     for name, spec in config.build.items():
         if compose and name not in services:
             problems.append(f"{file}: build.{name}: there is no service {name!r} in {config.compose}. Build keys name Compose services: {', '.join(sorted(services))}.")
         context = root / spec.context
-        if not context.is_dir():
+        outside = f"is outside the repository {repo}; a build sees only the deployed commit's files"
+        if _outside(context, repo):
+            problems.append(f"{file}: build.{name}.context: {spec.context!r} {outside}. Give a directory inside the repository, relative to {file}.")
+        elif spec.dockerfile and _outside(context / spec.dockerfile, repo):
+            problems.append(f"{file}: build.{name}.dockerfile: {spec.dockerfile!r} {outside}. Give a Dockerfile inside the repository, relative to the build context.")
+        elif not context.is_dir():
             problems.append(f"{file}: build.{name}.context: the directory {context} does not exist. Give the build context relative to {file}.")
         else:
             dockerfile = context / (spec.dockerfile or "Dockerfile")
