@@ -27,7 +27,7 @@ from pydantic import (
 
 from .compose import ComposeFileError, ComposeProject, load_compose
 from .errors import ConfigError
-from .interpolation import MissingVariable, interpolate
+from .interpolation import MissingVariable, TooManyValues, interpolate
 from .layout import HostLayout
 
 NAME_RE = r"^[a-z0-9][a-z0-9_-]*$"
@@ -387,6 +387,12 @@ def parse_config(data: Any, file: str, env: Mapping[str, str], *, lenient: bool 
         raise ConfigError([
             f"{file}: {exc.path}: uses ${{{exc.name}}}, but the environment variable {exc.name} is not set (or is empty). "
             f"Export it, or give a default with ${{{exc.name}:-value}}."
+        ]) from None
+    except TooManyValues as exc:
+        raise ConfigError([
+            f"{file}: {exc.path or '(top level)'}: the file holds more than {exc.limit:,} values once its YAML aliases "
+            f"(`*name`) are expanded, far more than any shipline.yml needs; aliases nested in aliases multiply. "
+            "Write those values out, or alias only small mappings."
         ]) from None
     try:
         return Config.model_validate(data)

@@ -187,6 +187,11 @@ def _remove(rel: str) -> Callable[[dict[str, Any], Path], None]:
     return change
 
 
+# 6 levels of 10 aliases each: 300 bytes that stand for 10^6 strings once expanded (each level multiplies by 10).
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+    for p, n in zip("abcde", "bcdef", strict=True)) + "app: shop\nenv: {BOMB: *f}\n"
+
 BROKEN = [
     Broken("bad-address", _set("hosts.0.address", "deploy at example.com"),
            ("hosts[0].address:", "not an SSH address", "'deploy at example.com'", "user@host")),
@@ -234,6 +239,8 @@ BROKEN = [
            ("hosts[0].host_key:", "${SHIPLINE_HOST_KEY}", "SHIPLINE_HOST_KEY is not set", ":-value"), env={}),
     Broken("yaml-syntax-error", lambda c, r: "app: myshop\nregistry:\n  url: ghcr.io/acme\n hosts: [\n",
            ("not valid YAML at line 4", "indentation")),
+    Broken("yaml-alias-bomb", lambda c, r: ALIAS_BOMB,
+           ("more than 100,000 values", "aliases", "Write those values out")),
     Broken("yaml-not-a-mapping", lambda c, r: "- app: myshop\n", ("must be a YAML mapping", "a YAML list")),
     Broken("empty-file", lambda c, r: "", ("must be a YAML mapping", "it is empty", "shipline init")),
     Broken("build-not-in-compose", _set("build.worker", {"context": "backend"}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -11,16 +12,27 @@ from ..errors import StepFailed
 
 LineSink = Callable[[str], None]
 
+# What a CommandResult keeps of a command's output: its last lines, up to this many characters. Enough for
+# every listing shipline parses and for an error's tail; a build's megabytes of log go to the sinks only.
+KEEP_CHARS = 1 << 20
 
-def collect(raw_lines: Iterable[bytes], mask: Callable[[str], str], on_line: LineSink | None) -> str:
-    """Decode, mask and forward a command's output line by line; return it whole (masked)."""
-    lines = []
+
+def collect(raw_lines: Iterable[bytes], mask: Callable[[str], str], on_line: LineSink | None,
+            keep: int = KEEP_CHARS) -> str:
+    """Decode, mask and forward every line of a command's output; return its last `keep` characters (masked)."""
+    kept: deque[str] = deque()
+    size = dropped = 0
     for raw in raw_lines:
         line = mask(raw.decode("utf-8", "replace").rstrip("\r\n"))
-        lines.append(line)
         if on_line:
             on_line(line)
-    return "".join(f"{line}\n" for line in lines)
+        kept.append(line[-keep:])
+        size += len(kept[-1]) + 1
+        while size > keep and len(kept) > 1:
+            size -= len(kept.popleft()) + 1
+            dropped += 1
+    head = f"[{dropped} earlier lines not kept]\n" if dropped else ""
+    return head + "".join(f"{line}\n" for line in kept)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,50 @@
+"""What executors keep of a command's output: every line reaches the sinks, a bounded tail stays in memory."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+from shipline.executors.base import collect
+from shipline.executors.local import LocalExecutor
+from shipline.secrets import Masker, Secret
+
+KEEP_CHARS = 1 << 20  # executors.base.KEEP_CHARS: a 1 MiB tail
+
+
+def lines(count: int, width: int = 99) -> Iterator[bytes]:
+    for i in range(count):
+        yield f"{i:08d}".ljust(width, ".").encode() + b"\n"
+
+
+def test_collect_forwards_every_line_and_keeps_only_the_tail() -> None:
+    seen: list[str] = []
+    out = collect(lines(50_000), lambda s: s, seen.append)  # about 5 MB
+    assert len(seen) == 50_000
+    assert len(out) <= KEEP_CHARS + 100
+    kept = out.splitlines()
+    assert kept[0].endswith("earlier lines not kept]") and kept[-1].startswith("00049999")
+    assert int(kept[0].strip("[").split()[0]) + len(kept) - 1 == 50_000
+
+
+def test_collect_keeps_short_output_whole_and_masked() -> None:
+    mask = Masker([Secret("TOKEN", "hunter2-token")])
+    assert collect([b"a\n", b"token=hunter2-token\r\n"], mask, None) == "a\ntoken=******\n"
+
+
+def test_one_huge_line_is_cut_to_its_end() -> None:
+    out = collect([b"x" * (3 * KEEP_CHARS) + b"END\n"], lambda s: s, None)
+    assert len(out) == KEEP_CHARS + 1 and out.endswith("END\n")
+
+
+def test_local_command_output_is_bounded_in_its_result() -> None:
+    count = 0
+
+    def sink(line: str) -> None:
+        nonlocal count
+        count += 1
+
+    script = "import sys\nfor i in range(40000): sys.stdout.write(f'{i:08d}' + '.' * 91 + '\\n')"
+    res = LocalExecutor().run([sys.executable, "-c", script], on_line=sink)
+    assert res.ok and count == 40_000
+    assert len(res.output) <= KEEP_CHARS + 100 and res.tail(1).startswith("00039999")
