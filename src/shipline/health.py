@@ -1,4 +1,11 @@
-"""Health gates: wait until containers are healthy, by asking Docker, never by sleeping blindly."""
+"""Health gates: wait until containers are healthy, by asking Docker, never by sleeping blindly.
+
+Docker runs a health check every `interval` (engine 20.10 has no faster `start_interval`), so a service ready
+after 1 s is reported healthy only at the next tick. While gating, shipline may run the service's own check in
+the container itself (`docker exec`) at a short, bounded interval: a passing probe makes a container *ready*
+(safe to switch to). Only Docker's own status makes it *healthy*, and that must still agree before the old
+containers are retired. A failing probe is never a verdict: only Docker's status, a crash or the timeout fail.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,12 @@ from .executors.base import Executor
 
 # `.State` plus the restart count: a crash loop under a restart policy never shows "exited" for long.
 INSPECT_FORMAT = '{"State": {{json .State}}, "RestartCount": {{.RestartCount}}}'
+# The effective health check (Compose's `healthcheck:` or the image's HEALTHCHECK) and the shell CMD-SHELL uses.
+PROBE_FORMAT = '{"Healthcheck": {{json .Config.Healthcheck}}, "Shell": {{json .Config.Shell}}}'
+DEFAULT_SHELL = ("/bin/sh", "-c")  # Docker's, when the image sets no SHELL
+PROBE_FIRST_INTERVAL = 0.2  # seconds between probes at first; they grow to PROBE_MAX_INTERVAL
+PROBE_MAX_INTERVAL = 1.0
+PROBE_MAX_TIMEOUT = 10.0  # a probe that hangs longer than this (or its own timeout) counts as "not yet"
 
 
 def inspect_health(container: str) -> list[str]:
@@ -72,3 +85,105 @@ def wait_healthy(
             reason = next(r for v, r in verdicts if v != "healthy")
             raise DeployFailed(f"{service} did not become healthy within {timeout:g}s ({reason})")
         sleep(interval)
+
+
+def probe_command(test: str | Sequence[str] | None, shell: Sequence[str] | None = None) -> list[str] | None:
+    """The argv of a health check, to run with `docker exec`; None when there is none to run.
+
+    `test` as Compose writes it (a string is a shell command) or as `docker inspect` reports it:
+    `["CMD", arg...]` runs as is, `["CMD-SHELL", command]` through the image's shell, `["NONE"]` disables it.
+    """
+    if test is None or len(test) == 0:
+        return None
+    if isinstance(test, str):
+        return [*(shell or DEFAULT_SHELL), test]
+    kind, *rest = test
+    if kind == "CMD" and rest:
+        return list(rest)
+    if kind == "CMD-SHELL" and rest:
+        return [*(shell or DEFAULT_SHELL), " ".join(rest)]
+    return None  # NONE, or a form Docker itself would refuse
+
+
+def compose_probe(healthcheck: Any) -> list[str] | None:
+    """The probe of a Compose service's `healthcheck:` mapping (`disable: true` means none)."""
+    if not isinstance(healthcheck, dict) or healthcheck.get("disable"):
+        return None
+    test = healthcheck.get("test")
+    return probe_command(test if isinstance(test, str | list) else None)
+
+
+def probe_interval(attempt: int, docker_interval: float | None = None) -> float:
+    """Seconds before probe number `attempt` + 1: short at first, growing, never above the cap (or Docker's own
+    interval, when that is shorter: then Docker's status comes as fast)."""
+    interval = min(PROBE_FIRST_INTERVAL * 1.5 ** attempt, PROBE_MAX_INTERVAL)
+    return min(interval, docker_interval) if docker_interval else interval
+
+
+def probe_timeout(healthcheck: dict[str, Any] | None) -> float:
+    """The check's own timeout (Docker reports nanoseconds; 30 s when unset), bounded."""
+    ns = (healthcheck or {}).get("Timeout") or 0
+    return min(ns / 1e9 if ns else 30.0, PROBE_MAX_TIMEOUT)
+
+
+def exec_probe(container: str, command: Sequence[str], timeout: float) -> list[str]:
+    """`docker exec` of the check, killed (with its client) if it outlives `timeout`."""
+    return ["timeout", "--kill-after=1", f"{timeout:g}", "docker", "exec", container, *command]
+
+
+def inspect_probe(container: str) -> list[str]:
+    return ["docker", "inspect", "--format", PROBE_FORMAT, container]
+
+
+def wait_ready(
+    ex: Executor,
+    containers: Sequence[str],
+    service: str,
+    timeout: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Block until every container is ready: Docker says healthy, or its own check passes when run now.
+
+    Returns the seconds waited. Fails like `wait_healthy` (crash, unhealthy, timeout); a failing probe only
+    means "not yet". Before the old containers go, `wait_healthy` must still agree.
+    """
+    if not containers:
+        raise DeployFailed(f"{service}: no container was started")
+    start = clock()
+    probes: dict[str, tuple[list[str], float] | None] = {}
+    for cid in containers:
+        res = ex.run(inspect_probe(cid))
+        info = _json(res.output) if res.ok else {}
+        check = info.get("Healthcheck") or None
+        command = probe_command((check or {}).get("Test"), info.get("Shell"))
+        probes[cid] = (command, probe_timeout(check)) if command else None
+    ready: set[str] = set()
+    attempt = 0
+    while True:
+        for cid in containers:
+            if cid in ready:
+                continue
+            res = ex.run(inspect_health(cid))
+            verdict, reason = container_verdict(_json(res.output)) if res.ok else ("failed", "container is gone")
+            if verdict == "failed":
+                raise DeployFailed(f"{service} did not become healthy: {reason}")
+            probe = probes[cid]
+            if verdict == "healthy" or (probe and ex.run(exec_probe(cid, *probe)).ok):
+                ready.add(cid)
+        if len(ready) == len(containers):
+            return clock() - start
+        if clock() - start >= timeout:
+            raise DeployFailed(f"{service} did not become healthy within {timeout:g}s (its health check has not passed yet)")
+        sleep(probe_interval(attempt))
+        attempt += 1
+
+
+def _json(text: str) -> dict[str, Any]:
+    """The JSON object in `docker inspect --format` output (a warning line may precede it)."""
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            data: dict[str, Any] = json.loads(line)
+            return data
+    return {}
