@@ -84,10 +84,12 @@ def context(config: Path) -> pipeline.Context:
 @app.command()
 @handled
 def deploy(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
-           no_build: Annotated[bool, typer.Option("--no-build", help="Deploy images already published for this commit.")] = False) -> None:
+           no_build: Annotated[bool, typer.Option("--no-build", help="Deploy images already published for this commit.")] = False,
+           source: Annotated[str, typer.Option("--source", help="What triggered the deploy (cli, git-push, webhook:github, ...).")] = "cli",
+           actor: Annotated[str | None, typer.Option("--actor", help="Who triggered it (default: CI's actor or the OS user).")] = None) -> None:
     """Build, test, publish and deploy a commit (default: head of the deploy branch)."""
     ctx = context(config)
-    pipeline.deploy(ctx, pipeline.make_trigger(ctx, ref), build=not no_build)
+    pipeline.deploy(ctx, pipeline.make_trigger(ctx, ref, source, actor), build=not no_build)
 
 
 @app.command()
@@ -184,6 +186,15 @@ def _parse_ps(output: str) -> list[dict[str, str]]:
             items.append(json.loads(line))
     return [{"service": i.get("Service", ""), "state": i.get("State", ""), "health": i.get("Health", ""),
              "image": i.get("Image", "")} for i in items]
+
+
+@app.command()
+@handled
+def serve(config: Annotated[Path, typer.Option("--config", "-c", help="Path of serve.yml.")] = Path("serve.yml"),
+          listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT (default: serve.yml's listen).")] = None) -> None:
+    """Run the deploy server: webhooks, `git push`, a run queue and a dashboard (docs/serve.md)."""
+    from .server.main import run_server
+    run_server(config, listen)
 
 
 @app.command()

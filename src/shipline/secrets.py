@@ -59,9 +59,13 @@ class Masker:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a dotenv file: `NAME=value` lines, `#` comments, optional matching quotes."""
+    """Parse a dotenv file: `NAME=value` lines, `#` comments, optional matching quotes.
+
+    A double-quoted value may span lines (a PEM key): it ends at the line that ends with the closing quote.
+    """
     values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    lines = iter(path.read_text(encoding="utf-8").splitlines())
+    for line in lines:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -69,6 +73,13 @@ def read_env_file(path: Path) -> dict[str, str]:
         if not sep:
             continue
         value = value.strip()
+        if value.startswith('"') and (len(value) == 1 or not value.endswith('"')):
+            parts = [value]
+            for more in lines:
+                parts.append(more.rstrip())
+                if parts[-1].endswith('"'):
+                    break
+            value = "\n".join(parts)
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         values[name.strip()] = value

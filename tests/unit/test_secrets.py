@@ -123,3 +123,9 @@ def test_too_short_secret_is_refused_without_showing_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="secret PIN is shorter than 4 characters") as info:
         resolve_secrets(["PIN"], {"PIN": "123"}, tmp_path / "secrets")
     assert "123" not in info.value.message
+
+
+def test_env_file_multiline_double_quoted_value(tmp_path: Path) -> None:
+    path = tmp_path / "secrets"
+    path.write_text('A=one\nKEY="-----BEGIN KEY-----\nabc\n-----END KEY-----"\nB="two"\n')
+    assert read_env_file(path) == {"A": "one", "KEY": "-----BEGIN KEY-----\nabc\n-----END KEY-----", "B": "two"}
