@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,3 +32,12 @@ def test_releases_table_prints_a_stored_reason_as_written(tmp_path: Path, capsys
     history.finish(number, FAILED, {}, "build failed: [/x] and [word] in its output")
     assert main(["releases", "--config", str(path)]) == 0
     assert "[/x] and [word] in its" in capsys.readouterr().out
+
+
+def test_help_loads_no_heavy_module() -> None:
+    """`shipline --help` starts fast because the commands import pydantic, paramiko and rich themselves."""
+    code = ("import sys; from shipline.cli import main; main(['--help']); "
+            "print(sorted(m for m in ('pydantic', 'paramiko', 'yaml', 'httpx', 'shipline.config', 'shipline.pipeline') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "deploy" in proc.stdout and proc.stdout.strip().endswith("[]"), proc.stdout
