@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -32,6 +33,19 @@ app.add_typer(lock_app, name="lock")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path of shipline.yml.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+RebuildOpt = Annotated[bool, typer.Option("--rebuild", help="Build every image, even those whose build inputs "
+                                          "match an image already in the registry.")]
+
+
+class CacheType(StrEnum):
+    registry = "registry"
+    inline = "inline"
+    off = "off"
+
+
+CacheOpt = Annotated[CacheType | None, typer.Option(
+    "--build-cache",
+    help="Override shipline.yml's build_cache.type: keep BuildKit's layer cache in the registry for fresh CI runners.")]
 RefOpt = Annotated[str | None, typer.Option("--ref", help="Branch, tag or SHA to deploy (default: head of the deploy branch).")]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,34 +113,40 @@ def context(config: Path) -> pipeline.Context:
 def deploy(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
            no_build: Annotated[bool, typer.Option("--no-build", help="Deploy images already published for this commit.")] = False,
            source: Annotated[str, typer.Option("--source", help="What triggered the deploy (cli, git-push, webhook:github, ...).")] = "cli",
-           actor: Annotated[str | None, typer.Option("--actor", help="Who triggered it (default: CI's actor or the OS user).")] = None) -> None:
+           actor: Annotated[str | None, typer.Option("--actor", help="Who triggered it (default: CI's actor or the OS user).")] = None,
+           rebuild: RebuildOpt = False, build_cache: CacheOpt = None) -> None:
     """Build, test, publish and deploy a commit (default: head of the deploy branch)."""
     from . import pipeline
 
     ctx = context(config)
-    pipeline.deploy(ctx, pipeline.make_trigger(ctx, ref, source, actor), build=not no_build)
+    pipeline.deploy(ctx, pipeline.make_trigger(ctx, ref, source, actor), build=not no_build, rebuild=rebuild,
+                    build_cache=build_cache.value if build_cache else None)
 
 
 @app.command()
 @handled
 def publish(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
-            only: Annotated[list[str] | None, typer.Option("--only", help="Only this service (repeatable).")] = None) -> None:
+            only: Annotated[list[str] | None, typer.Option("--only", help="Only this service (repeatable).")] = None,
+            rebuild: RebuildOpt = False, build_cache: CacheOpt = None) -> None:
     """Build, test and push images without deploying (for CI build jobs)."""
     from . import pipeline
 
     ctx = context(config)
-    pipeline.publish_only(ctx, pipeline.make_trigger(ctx, ref), set(only) if only else None)
+    pipeline.publish_only(ctx, pipeline.make_trigger(ctx, ref), set(only) if only else None, rebuild=rebuild,
+                          build_cache=build_cache.value if build_cache else None)
 
 
 @app.command()
 @handled
-def plan(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None) -> None:
-    """Print what `deploy` would do, touching nothing."""
+def plan(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None, rebuild: RebuildOpt = False,
+         build_cache: CacheOpt = None) -> None:
+    """Print what `deploy` would do (which images are reused or built, and why), touching nothing."""
     from . import pipeline
-    from .plan import compile_plan
 
     ctx = context(config)
-    console().print(compile_plan(ctx.project, pipeline.make_trigger(ctx, ref), ctx.now()).render())
+    plan = pipeline.preview(ctx, pipeline.make_trigger(ctx, ref), rebuild=rebuild,
+                            build_cache=build_cache.value if build_cache else None)
+    console().print(plan.render())
 
 
 @app.command()

@@ -199,6 +199,22 @@ class Migrate(_Strict):
     command: Command
 
 
+BuildCacheType = Literal["registry", "inline", "off"]
+
+
+class BuildCache(_Strict):
+    """BuildKit's layer cache kept in the registry, so a fresh CI runner rebuilds only the layers that changed.
+
+    registry: `--cache-to type=registry,mode=max` into `<image>:<tag>` (every stage's layers); BuildKit's
+    `docker` driver cannot export it: it needs a docker-container builder (`docker buildx create --use`;
+    on GitHub, docker/setup-buildx-action). inline: the cache travels inside each pushed image and `<tag>`
+    follows the newest one; any builder, final-stage layers only. off: the local cache only.
+    """
+
+    type: BuildCacheType = "off"
+    tag: str = Field(default="buildcache", pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+
+
 class Deploy(_Strict):
     order: list[str] | None = None
     path: str = Field(default=".shipline", pattern=r"^[A-Za-z0-9._/-]+$")
@@ -234,6 +250,7 @@ class Config(_Strict):
     secrets_file: str = ".shipline/secrets"
     env: dict[str, str] = Field(default_factory=dict)
     proxy: Proxy | None = None
+    build_cache: BuildCache = Field(default_factory=BuildCache)
 
     def strategy(self, service: str) -> Strategy:
         svc = self.deploy.services.get(service)
@@ -322,6 +339,7 @@ HINTS: dict[str, str] = {
     "secrets": "Name each secret like an environment variable (letters, digits and `_`, not starting with a digit), e.g. `DATABASE_PASSWORD`.",
     "image": "Give the image's repository path under the registry in lower case, e.g. `myorg/backend`; leave it out for `<app>/<service>`.",
     "path": "Give the directory on the hosts, relative to the SSH user's home, that holds the releases, e.g. `.shipline` (letters, digits, `.`, `_`, `-`, `/`).",
+    "tag": "Give a Docker tag (letters, digits, `_`, `.`, `-`; at most 128), e.g. `buildcache`.",
     "password_secret": "Name the secret that holds the registry password (an environment variable or a line of the secrets file), e.g. `password_secret: REGISTRY_PASSWORD`.",
 }
 

@@ -13,9 +13,17 @@ def build(
     target: str | None = None,
     args: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
+    cache: tuple[str, str] | None = None,
 ) -> list[str]:
-    """BuildKit build into the local image store (the `docker` driver sees locally present base images)."""
+    """BuildKit build into the local image store (the `docker` driver sees locally present base images).
+
+    `cache`: (type, ref) of a registry cache (`registry` or `inline`, see config.BuildCache).
+    """
     argv = ["docker", "buildx", "build", "--progress=plain", "--load", "--tag", ref]
+    if cache:
+        kind, cache_ref = cache
+        argv += ["--cache-from", f"type=registry,ref={cache_ref}",
+                 "--cache-to", f"type=registry,ref={cache_ref},mode=max" if kind == "registry" else "type=inline"]
     if dockerfile:
         argv += ["--file", dockerfile]
     if target:
@@ -25,6 +33,11 @@ def build(
     for key, value in (labels or {}).items():
         argv += ["--label", f"{key}={value}"]
     return [*argv, context]
+
+
+def builder_driver() -> list[str]:
+    """The current buildx builder's description; its `Driver:` line says whether it can export a cache."""
+    return ["docker", "buildx", "inspect"]
 
 
 def push(ref: str) -> list[str]:
@@ -119,3 +132,8 @@ def remove_container(name: str) -> list[str]:
 
 def inspect_networks(container: str) -> list[str]:
     return ["docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", container]
+
+
+def engine_platform() -> list[str]:
+    """The engine's own platform, e.g. `linux/amd64`: what it builds for when no `--platform` is given."""
+    return ["docker", "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]

@@ -16,13 +16,16 @@ from .config import NAME_RE, Config
 
 # The command lines the generated workflow runs; kept here so they follow the CLI if it changes.
 INSTALL_COMMAND = "python -m pip install shipline"
-PUBLISH_COMMAND = 'shipline publish --ref "$GITHUB_SHA" --only {service}'
+# A fresh runner has no layer cache: BuildKit's is kept in the registry (`--build-cache registry`), which needs
+# the docker-container builder that docker/setup-buildx-action creates (Docker's default builder cannot export it).
+PUBLISH_COMMAND = 'shipline publish --ref "$GITHUB_SHA" --only {service} --build-cache registry'
 DEPLOY_COMMAND = 'shipline deploy --ref "$GITHUB_SHA" --no-build'
 DEPLOY_ALL_COMMAND = 'shipline deploy --ref "$GITHUB_SHA"'  # when nothing is built, there is nothing to publish
 
 PYTHON_VERSION = "3.12"
 CHECKOUT_ACTION = "actions/checkout@v5"  # v4 and older run on node20, which GitHub retired
 SETUP_PYTHON_ACTION = "actions/setup-python@v6"  # v5 runs on node20 too
+SETUP_BUILDX_ACTION = "docker/setup-buildx-action@v4"  # v3 runs on node20
 SSH_KEY_SECRET = "SSH_PRIVATE_KEY"  # the deploy job's private key, one more per extra key path: _2, _3...
 DEFAULT_SSH_KEY = "~/.ssh/id_ed25519"  # where paramiko looks when a host names no key
 
@@ -213,6 +216,8 @@ def github_workflow(config: Config, variables: Iterable[str] = ()) -> str:
             *(["    env:", *_env_block(job_env, "      ")] if job_env else []),
             "    steps:",
             *setup,
+            "      - name: Set up a builder that keeps its layer cache in the registry",
+            f"        uses: {SETUP_BUILDX_ACTION}",
             "      - name: Build, test and push ${{ matrix.service }}",
             f"        run: {publish}",
             "        env:",

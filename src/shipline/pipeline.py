@@ -11,12 +11,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import docker_commands as dc
-from . import gitrepo
+from . import gitrepo, reuse
 from .config import Host, Project
 from .deployer import DeploySettings, HostDeployer, ReleaseFiles
 from .errors import NotFound, ShiplineError, StepFailed
@@ -24,6 +24,7 @@ from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .history import FAILED, SUCCEEDED, History, Release
 from .plan import BuildStep, Plan, Trigger, compile_plan, env_file
+from .registry import Registry
 from .reporter import Reporter
 from .secrets import Masker, Secret, resolve_secrets
 
@@ -56,9 +57,11 @@ def make_trigger(ctx: Context, ref: str | None, source: str = "cli", actor: str 
                    source_url=gitrepo.source_url(repo))
 
 
-def load_secrets(ctx: Context) -> dict[str, Secret]:
+def load_secrets(ctx: Context, names: list[str] | None = None) -> dict[str, Secret]:
+    """The named secrets (default: the app's and the registry password), each added to the masker."""
     cfg = ctx.project.config
-    names = list(cfg.secrets) + ([cfg.registry.password_secret] if cfg.registry.password_secret else [])
+    if names is None:
+        names = list(cfg.secrets) + ([cfg.registry.password_secret] if cfg.registry.password_secret else [])
     secrets = resolve_secrets(names, ctx.env, ctx.project.root / cfg.secrets_file)
     for s in secrets.values():
         ctx.masker.add(s)
@@ -72,12 +75,50 @@ def checkout(ctx: Context, trigger: Trigger) -> Path:
     return workspace
 
 
+def registry_for(ctx: Context, secrets: Mapping[str, Secret]) -> Registry:
+    secret = ctx.project.config.registry.password_secret
+    return reuse.open_registry(ctx.project, secrets.get(secret) if secret else None)
+
+
+def choose_images(ctx: Context, trigger: Trigger, created: datetime, registry: Registry, *,
+                  rebuild: bool = False, build_cache: str | None = None) -> tuple[Plan, str]:
+    """The plan with each image reused or built (`reuse.decide`), and the platform images are built for."""
+    platform = reuse.engine_platform(ctx.local)
+    sources = reuse.decide(ctx.project, trigger, registry, platform, rebuild=rebuild)
+    return compile_plan(ctx.project, trigger, created, sources, build_cache), platform
+
+
+def report_sources(ctx: Context, plan: Plan, only: set[str] | None = None) -> None:
+    for src in plan.sources:
+        if only is None or src.service in only:
+            ctx.report.info(f"{src.service}: {'not rebuilt, reused' if src.reuse else 'build'}: {src.reason}")
+
+
+def preview(ctx: Context, trigger: Trigger, *, rebuild: bool = False, build_cache: str | None = None) -> Plan:
+    """What `deploy` would do, for `shipline plan`: reads git, asks the engine its platform and the registry
+    (HEAD requests) which images it has; changes nothing. Without an engine or registry, every image is built."""
+    cfg = ctx.project.config
+    password = None
+    if cfg.registry.password_secret:
+        try:
+            password = load_secrets(ctx, [cfg.registry.password_secret])[cfg.registry.password_secret]
+        except ShiplineError:
+            password = None  # a plan needs no secret: try the registry anonymously
+    try:
+        with reuse.open_registry(ctx.project, password) as registry:
+            return choose_images(ctx, trigger, ctx.now(), registry, rebuild=rebuild, build_cache=build_cache)[0]
+    except ShiplineError as exc:
+        plan = compile_plan(ctx.project, trigger, ctx.now(), build_cache=build_cache)
+        return replace(plan, notes=(*plan.notes, f"every image is built: {exc.message}"))
+
+
 def build_images(ctx: Context, plan: Plan, workspace: Path, only: set[str] | None = None) -> None:
     """All images at once: BuildKit builds each in its own process, so the slowest build sets the time."""
     builds = [b for b in plan.builds if only is None or b.service in only]
     if not builds:
         return
     local = ctx.local
+    reuse.check_cache_builder(local, plan)
 
     def one(step: BuildStep) -> tuple[str, float, str | None]:
         start = datetime.now(UTC)
@@ -96,9 +137,8 @@ def build_images(ctx: Context, plan: Plan, workspace: Path, only: set[str] | Non
 
 def run_tests(ctx: Context, plan: Plan, workspace: Path, only: set[str] | None = None) -> None:
     local = ctx.local
-    cfg = ctx.project.config
-    for step, spec in zip(plan.tests, cfg.test, strict=True):
-        if only is not None and spec.service not in only:
+    for step in plan.tests:
+        if only is not None and step.service not in only:
             continue
         run = uuid.uuid4().hex[:8]
         argv = [a.replace("{workspace}", str(workspace)).replace("{run}", run) for a in step.argv]
@@ -119,7 +159,8 @@ def publish(ctx: Context, plan: Plan, secrets: Mapping[str, Secret], only: set[s
     if plan.registry_login and cfg.registry.password_secret:
         password = secrets[cfg.registry.password_secret]
         local.run(plan.registry_login, stdin=password.reveal().encode(), on_line=ctx.report.sink("login")).check("registry login")
-    pushes = [p for svc, p in zip(plan.images, plan.pushes, strict=True) if only is None or svc in only]
+    service = {ref: svc for svc, ref in plan.images.items()}
+    pushes = [p for p in plan.pushes if only is None or service[p[-1]] in only]
     with ThreadPoolExecutor(max_workers=max(1, len(pushes))) as pool:
         results = list(pool.map(lambda argv: local.run(argv, on_line=ctx.report.sink("push")), pushes))
     for res in results:
@@ -198,11 +239,13 @@ def release_files(ctx: Context, plan: Plan, number: int, compose: bytes, secrets
     return ReleaseFiles(number, compose, plan.images, env.encode(), meta)
 
 
-def deploy(ctx: Context, trigger: Trigger, *, build: bool = True) -> int:
+def deploy(ctx: Context, trigger: Trigger, *, build: bool = True, rebuild: bool = False,
+           build_cache: str | None = None) -> int:
     """The whole pipeline for one commit. Returns the release number; raises on failure (recorded)."""
     secrets = load_secrets(ctx)
     cfg = ctx.project.config
-    plan = compile_plan(ctx.project, trigger, ctx.now())
+    created = ctx.now()
+    plan = compile_plan(ctx.project, trigger, created)
     previous = ctx.history.current()
     number = ctx.history.start(app=cfg.app, sha=trigger.sha, short_sha=trigger.short_sha, ref=trigger.ref,
                                source=trigger.source, actor=trigger.actor, images=plan.images,
@@ -211,16 +254,20 @@ def deploy(ctx: Context, trigger: Trigger, *, build: bool = True) -> int:
     report.info(f"release {number}: {cfg.app} at {trigger.short_sha} ({trigger.ref})")
     workspace: Path | None = None
     try:
-        with recorded(ctx, number), connected(ctx) as executors:
+        with recorded(ctx, number), connected(ctx) as executors, registry_for(ctx, secrets) as registry:
             with report.stage("checkout", trigger.sha):
                 workspace = checkout(ctx, trigger)
             if build:
                 with report.stage("build", ", ".join(plan.images)):
+                    plan, platform = choose_images(ctx, trigger, created, registry, rebuild=rebuild,
+                                                   build_cache=build_cache)
+                    report_sources(ctx, plan)
                     build_images(ctx, plan, workspace)
                 with report.stage("test", f"{len(plan.tests)} step(s)"):
                     run_tests(ctx, plan, workspace)
                 with report.stage("publish", cfg.registry.url):
                     publish(ctx, plan, secrets)
+                    reuse.tag_images(registry, plan, report, platform)
             compose = (workspace / ctx.project.root_in_repo / cfg.compose).read_bytes()
             files = release_files(ctx, plan, number, compose, secrets)
             with report.stage("deploy", ", ".join(h.address for h in cfg.hosts)):
@@ -233,20 +280,25 @@ def deploy(ctx: Context, trigger: Trigger, *, build: bool = True) -> int:
     return number
 
 
-def publish_only(ctx: Context, trigger: Trigger, only: set[str] | None) -> None:
+def publish_only(ctx: Context, trigger: Trigger, only: set[str] | None, *, rebuild: bool = False,
+                 build_cache: str | None = None) -> None:
     """Build, test and push without deploying (the build jobs of a CI workflow)."""
     secrets = load_secrets(ctx)
-    plan = compile_plan(ctx.project, trigger, ctx.now())
     workspace = None
     try:
-        with ctx.report.stage("checkout", trigger.sha):
-            workspace = checkout(ctx, trigger)
-        with ctx.report.stage("build", ", ".join(sorted(only or plan.images))):
-            build_images(ctx, plan, workspace, only)
-        with ctx.report.stage("test"):
-            run_tests(ctx, plan, workspace, only)
-        with ctx.report.stage("publish", ctx.project.config.registry.url):
-            publish(ctx, plan, secrets, only)
+        with registry_for(ctx, secrets) as registry:
+            with ctx.report.stage("checkout", trigger.sha):
+                workspace = checkout(ctx, trigger)
+            with ctx.report.stage("build", ", ".join(sorted(only or ctx.project.config.build))):
+                plan, platform = choose_images(ctx, trigger, ctx.now(), registry, rebuild=rebuild,
+                                               build_cache=build_cache)
+                report_sources(ctx, plan, only)
+                build_images(ctx, plan, workspace, only)
+            with ctx.report.stage("test"):
+                run_tests(ctx, plan, workspace, only)
+            with ctx.report.stage("publish", ctx.project.config.registry.url):
+                publish(ctx, plan, secrets, only)
+                reuse.tag_images(registry, plan, ctx.report, platform, only)
     finally:
         if workspace:
             shutil.rmtree(workspace, ignore_errors=True)

@@ -7,6 +7,7 @@ tested as plain data.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,6 +15,7 @@ import yaml
 
 from . import docker_commands as dc
 from .config import Host, Project
+from .inputs import INPUTS_LABEL
 from .layout import HostLayout
 
 OCI = "org.opencontainers.image"
@@ -39,10 +41,47 @@ class BuildStep:
 
 
 @dataclass(frozen=True)
+class ImageSource:
+    """How a built service gets its image for this commit: built here, or an earlier image with the same
+    build inputs (`inputs.py`), given this commit's tag in the registry."""
+
+    service: str
+    reuse: bool
+    inputs: str = ""  # the build-inputs digest; "" when not hashed
+    reason: str = ""
+
+    @property
+    def inputs_tag(self) -> str:
+        return f"inputs-{self.inputs}" if self.inputs else ""
+
+
+def image_sources(inputs: Mapping[str, str], found: Mapping[str, bool | str], *, rebuild: bool = False) -> dict[str, ImageSource]:
+    """Reuse or build, per service, with the reason the plan prints.
+
+    `inputs`: service -> inputs digest. `found`: service -> whether the registry has `inputs-<digest>`, or why
+    it could not say (then the service is built).
+    """
+    sources = {}
+    for svc, digest in inputs.items():
+        answer = found.get(svc, False)
+        if rebuild:
+            why, reuse = "--rebuild", False
+        elif answer is True:
+            why, reuse = f"an image with the same build inputs is in the registry (inputs-{digest[:12]})", True
+        elif answer is False:
+            why, reuse = f"no image with these build inputs in the registry (inputs-{digest[:12]})", False
+        else:
+            why, reuse = f"the registry could not say whether it has these build inputs ({answer})", False
+        sources[svc] = ImageSource(svc, reuse, digest, why)
+    return sources
+
+
+@dataclass(frozen=True)
 class TestStepPlan:
     name: str
     argv: tuple[str, ...]  # `{workspace}` stands for the checkout's path, `{run}` for this run's id
     container: str
+    service: str | None = None  # the image it runs in, for a step of a built service
 
 
 @dataclass(frozen=True)
@@ -76,6 +115,13 @@ class Plan:
     keep_releases: int
     registry_login: tuple[str, ...] | None = None
     notes: tuple[str, ...] = field(default=())
+    sources: tuple[ImageSource, ...] = ()  # one per built service: reuse or build, and why
+    build_cache: str = "off"  # registry | inline | off (config.BuildCache)
+    cache_refs: dict[str, str] = field(default_factory=dict)  # service -> the registry cache's image ref
+
+    @property
+    def reused(self) -> tuple[ImageSource, ...]:
+        return tuple(s for s in self.sources if s.reuse)
 
     def render(self) -> str:
         """Human-readable plan: every stage, every step, every command that will run."""
@@ -83,13 +129,30 @@ class Plan:
         lines = [f"app {self.app}: deploy {t.short_sha} ({t.ref}, {t.sha}) triggered by {t.source}{' as ' + t.actor if t.actor else ''}", ""]
         lines.append("1. checkout   clean copy of the commit (git archive) into a temporary workspace")
         lines.append("2. build      in parallel:")
-        lines += [f"     {b.service}: {' '.join(b.argv)}" for b in self.builds] or ["     (nothing to build)"]
+        reasons = {s.service: s.reason for s in self.sources}
+        for b in self.builds:
+            lines += [f"     {b.service}: build: {reasons[b.service]}" if b.service in reasons else f"     {b.service}:",
+                      f"       {' '.join(b.argv)}"]
+        for s in self.reused:
+            lines.append(f"     {s.service}: reuse: {s.reason}; tagged {self.images[s.service]} in the registry, "
+                         "no build, no upload")
+        if not self.builds and not self.reused:
+            lines.append("     (nothing to build)")
+        if self.builds and self.build_cache != "off":
+            how = ("every stage's layers (needs a docker-container builder)" if self.build_cache == "registry"
+                   else "inside each pushed image")
+            lines.append(f"     build cache: {self.build_cache}, {how}, from and to "
+                         + ", ".join(self.cache_refs[b.service] for b in self.builds))
         lines.append("3. test       in order, stop at the first failure:")
         lines += [f"     {s.name}: {' '.join(s.argv)}" for s in self.tests] or ["     (no test steps)"]
         lines.append("4. publish    push:")
         if self.registry_login:
             lines.append(f"     {' '.join(self.registry_login)}  (password on stdin)")
         lines += [f"     {' '.join(p)}" for p in self.pushes] or ["     (nothing to push)"]
+        lines += [f"     tag {self.images[s.service].rsplit(':', 1)[0]}:{s.inputs_tag} in the registry (marks these "
+                  "build inputs as built and tested)" for s in self.sources if not s.reuse and s.inputs]
+        if self.build_cache == "inline":
+            lines += [f"     tag {self.cache_refs[b.service]} in the registry (the next build's cache)" for b in self.builds]
         lines.append("5. deploy     on each host, under its deploy lock:")
         for d in self.deploys:
             pin = f"host key {d.host.host_key[:40]}..." if d.host.host_key else "host key NOT PINNED: deploy will refuse"
@@ -110,13 +173,16 @@ def expand(value: str, trigger: Trigger, app: str) -> str:
     return re.sub(r"\{(sha|short_sha|ref|app)\}", lambda m: values[m.group(1)], value)
 
 
-def oci_labels(service: str, trigger: Trigger, created: datetime) -> dict[str, str]:
+def oci_labels(service: str, trigger: Trigger, created: datetime, inputs: str = "") -> dict[str, str]:
+    """The labels of an image built from `trigger`'s commit; a later commit reusing it leaves them as they are,
+    so `revision` always names the commit the image was built from."""
     return {
         f"{OCI}.revision": trigger.sha,
         f"{OCI}.source": trigger.source_url,
         f"{OCI}.created": created.isoformat(timespec="seconds"),
         f"{OCI}.title": service,
         f"{OCI}.version": trigger.short_sha,
+        **({INPUTS_LABEL: inputs} if inputs else {}),
     }
 
 
@@ -125,12 +191,21 @@ def test_container_name(app: str, step: str, short_sha: str) -> str:
     return f"shipline-{app}-test-{step}-{short_sha}-{{run}}"
 
 
-def compile_plan(project: Project, trigger: Trigger, created: datetime) -> Plan:
+def compile_plan(project: Project, trigger: Trigger, created: datetime,
+                 sources: Mapping[str, ImageSource] | None = None, build_cache: str | None = None) -> Plan:
+    """The plan for one commit. `sources` says which images are reused (`image_sources`); without it,
+    every image is built. `build_cache` overrides shipline.yml's `build_cache.type`."""
     cfg = project.config
     subdir = project.root_in_repo
+    sources = sources or {}
     images = {svc: f"{cfg.image_name(svc)}:{trigger.short_sha}" for svc in cfg.build}
+    cache_type = build_cache or cfg.build_cache.type
+    cache_refs = {svc: f"{cfg.image_name(svc)}:{cfg.build_cache.tag}" for svc in cfg.build} if cache_type != "off" else {}
+    reused = {svc for svc, src in sources.items() if src.reuse}
     builds = []
     for svc, spec in cfg.build.items():
+        if svc in reused:
+            continue
         context = f"{subdir}/{spec.context}".strip("/") if subdir else spec.context
         argv = dc.build(
             images[svc],
@@ -138,11 +213,14 @@ def compile_plan(project: Project, trigger: Trigger, created: datetime) -> Plan:
             dockerfile=f"{context or '.'}/{spec.dockerfile}" if spec.dockerfile else None,
             target=spec.target,
             args={k: expand(v, trigger, cfg.app) for k, v in spec.args.items()},
-            labels=oci_labels(svc, trigger, created),
+            labels=oci_labels(svc, trigger, created, sources[svc].inputs if svc in sources else ""),
+            cache=(cache_type, cache_refs[svc]) if cache_refs else None,
         )
         builds.append(BuildStep(svc, images[svc], tuple(argv)))
     tests = []
     for step in cfg.test:
+        if step.service in reused:
+            continue  # its image passed this very step when it was built (the steps are among its inputs)
         container = test_container_name(cfg.app, step.name, trigger.short_sha)
         command = dc.shell_command(step.run)
         if step.service:
@@ -152,16 +230,18 @@ def compile_plan(project: Project, trigger: Trigger, created: datetime) -> Plan:
             workdir = step.workdir or ("/workspace/" + subdir if subdir else "/workspace")
             argv = dc.run(step.image, command, name=container, env=step.env,
                           mounts={"{workspace}": "/workspace"}, workdir=workdir)
-        tests.append(TestStepPlan(step.name, tuple(argv), container))
+        tests.append(TestStepPlan(step.name, tuple(argv), container, step.service))
     login = None
     if cfg.registry.username:
         login = tuple(dc.login(cfg.registry.url.split("/")[0], cfg.registry.username))
-    pushes = tuple(tuple(dc.push(ref)) for ref in images.values())
+    pushes = tuple(tuple(dc.push(ref)) for svc, ref in images.items() if svc not in reused)
     deploys = tuple(
         HostDeploy(host=h, layout=cfg.layout(), rollout=rollout_steps(project))
         for h in cfg.hosts
     )
-    return Plan(cfg.app, trigger, images, tuple(builds), tuple(tests), pushes, deploys, cfg.deploy.keep_releases, login)
+    return Plan(cfg.app, trigger, images, tuple(builds), tuple(tests), pushes, deploys, cfg.deploy.keep_releases, login,
+                sources=tuple(sources[svc] for svc in cfg.build if svc in sources), build_cache=cache_type,
+                cache_refs=cache_refs)
 
 
 def rollout_steps(project: Project) -> tuple[ServiceRollout, ...]:

@@ -52,3 +52,13 @@ def test_run_with_mounts_env_and_workdir() -> None:
 def test_shell_command_string_and_list() -> None:
     assert dc.shell_command("a && b") == ["sh", "-c", "a && b"]
     assert dc.shell_command(["python", "-m", "x"]) == ["python", "-m", "x"]
+
+
+def test_build_with_a_registry_cache_or_an_inline_one() -> None:
+    registry = dc.build("r/a:1", ".", cache=("registry", "r/a:buildcache"))
+    assert registry[registry.index("--cache-from") + 1] == "type=registry,ref=r/a:buildcache"
+    assert registry[registry.index("--cache-to") + 1] == "type=registry,ref=r/a:buildcache,mode=max"
+    inline = dc.build("r/a:1", ".", cache=("inline", "r/a:buildcache"))
+    assert inline[inline.index("--cache-from") + 1] == "type=registry,ref=r/a:buildcache"
+    assert inline[inline.index("--cache-to") + 1] == "type=inline"
+    assert "--cache-to" not in dc.build("r/a:1", ".")

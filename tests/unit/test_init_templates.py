@@ -19,6 +19,7 @@ from shipline.init_templates import (
     HOST_VAR,
     INSTALL_COMMAND,
     REGISTRY_VAR,
+    SETUP_BUILDX_ACTION,
     SETUP_PYTHON_ACTION,
     app_name,
     github_workflow,
@@ -135,7 +136,8 @@ def test_builds_in_parallel_then_deploys() -> None:
     assert data["permissions"] == {"contents": "read"}
     build, deploy = data["jobs"]["build"], data["jobs"]["deploy"]
     assert build["strategy"]["matrix"]["service"] == ["backend", "frontend"]
-    assert 'shipline publish --ref "$GITHUB_SHA" --only "$SERVICE"' in steps_text(build)
+    assert 'shipline publish --ref "$GITHUB_SHA" --only "$SERVICE" --build-cache registry' in steps_text(build)
+    assert build["steps"][-2]["uses"] == SETUP_BUILDX_ACTION  # the registry cache needs a docker-container builder
     assert build["steps"][-1]["env"]["SERVICE"] == "${{ matrix.service }}"
     assert deploy["needs"] == ["build"]
     assert steps_text(deploy).endswith(DEPLOY_COMMAND)

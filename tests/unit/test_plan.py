@@ -5,9 +5,9 @@ from pathlib import Path
 import yaml
 
 from shipline.config import load_project
-from shipline.plan import Trigger, compile_plan, env_file, image_variable, override_file
+from shipline.plan import Trigger, compile_plan, env_file, image_sources, image_variable, override_file
 
-from .projects import write_project
+from .projects import SHIPLINE, write_project
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 TRIGGER = Trigger(ref="refs/heads/main", sha=SHA, short_sha="0123456", source="cli", actor="ann",
@@ -84,3 +84,49 @@ def test_image_variables_never_collide() -> None:
     assert image_variable("backend") == "SHIPLINE_IMAGE_BACKEND"  # the usual names read as before
     text = env_file("shop", 1, {"web-api": "r/a:1", "web_api": "r/b:1"}, {}, {})
     assert "SHIPLINE_IMAGE_WEB_API=r/a:1" in text.splitlines() and "SHIPLINE_IMAGE_WEBx5fAPI=r/b:1" in text.splitlines()
+
+
+def test_image_sources_say_reuse_or_build_and_why() -> None:
+    digests = {"backend": "a" * 64, "frontend": "b" * 64, "worker": "c" * 64}
+    found = {"backend": True, "frontend": False, "worker": "registry 127.0.0.1:5000: connection refused"}
+    sources = image_sources(digests, found)
+    assert [s.reuse for s in sources.values()] == [True, False, False]
+    assert "same build inputs" in sources["backend"].reason and "aaaaaaaaaaaa" in sources["backend"].reason
+    assert "no image with these build inputs" in sources["frontend"].reason
+    assert "connection refused" in sources["worker"].reason
+    assert not any(s.reuse for s in image_sources(digests, found, rebuild=True).values())
+    assert image_sources(digests, found, rebuild=True)["backend"].reason == "--rebuild"
+
+
+def test_a_reused_image_is_neither_built_tested_nor_pushed_but_tagged(tmp_path: Path) -> None:
+    project = load_project(write_project(tmp_path), env={})
+    sources = image_sources({"backend": "a" * 64, "frontend": "b" * 64}, {"backend": True, "frontend": False})
+    plan = compile_plan(project, TRIGGER, WHEN, sources)
+    assert [b.service for b in plan.builds] == ["frontend"]
+    assert [t.name for t in plan.tests] == ["lint"]  # `unit` runs in the backend image, which passed it when built
+    assert plan.pushes == (("docker", "push", "127.0.0.1:5000/shop/frontend:0123456"),)
+    assert plan.images["backend"] == "127.0.0.1:5000/shop/backend:0123456"  # still deployed under this commit's tag
+    assert f"dev.shipline.inputs={'b' * 64}" in plan.builds[0].argv
+    text = plan.render()
+    assert "backend: reuse: an image with the same build inputs is in the registry (inputs-aaaaaaaaaaaa)" in text
+    assert "frontend: build: no image with these build inputs in the registry" in text
+    assert f"tag 127.0.0.1:5000/shop/frontend:inputs-{'b' * 64} in the registry" in text
+
+
+def test_without_sources_every_image_is_built(tmp_path: Path) -> None:
+    plan = plan_for(tmp_path)
+    assert [b.service for b in plan.builds] == ["backend", "frontend"] and plan.sources == ()
+    assert all("dev.shipline.inputs" not in " ".join(b.argv) for b in plan.builds)
+
+
+def test_build_cache_from_config_or_overridden(tmp_path: Path) -> None:
+    path = write_project(tmp_path, SHIPLINE + "build_cache: {type: inline, tag: cache}\n")
+    project = load_project(path, env={})
+    plan = compile_plan(project, TRIGGER, WHEN)
+    assert plan.build_cache == "inline" and plan.cache_refs["backend"] == "127.0.0.1:5000/shop/backend:cache"
+    assert "type=inline" in plan.builds[0].argv
+    assert "tag 127.0.0.1:5000/shop/backend:cache in the registry (the next build's cache)" in plan.render()
+    overridden = compile_plan(project, TRIGGER, WHEN, build_cache="registry")
+    assert "type=registry,ref=127.0.0.1:5000/shop/frontend:cache,mode=max" in overridden.builds[1].argv
+    assert "needs a docker-container builder" in overridden.render()
+    assert "--cache-to" not in compile_plan(project, TRIGGER, WHEN, build_cache="off").builds[0].argv

@@ -1,0 +1,43 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from shipline.config import load_project
+from shipline.errors import ConfigError, ShiplineError
+from shipline.plan import Trigger, compile_plan
+from shipline.reuse import check_cache_builder, engine_platform, repository
+
+from .fakes import FakeExecutor
+from .projects import SHIPLINE, write_project
+
+TRIGGER = Trigger(ref="main", sha="0" * 40, short_sha="0000000")
+
+
+def answering(argv_start: list[str], code: int, out: str) -> FakeExecutor:
+    return FakeExecutor([lambda a: (code, out) if a[:len(argv_start)] == argv_start else None])
+
+
+def test_engine_platform_is_asked_from_the_engine() -> None:
+    assert engine_platform(answering(["docker", "version"], 0, "linux/arm64\n")) == "linux/arm64"
+    with pytest.raises(ShiplineError, match="cannot ask the Docker engine"):
+        engine_platform(answering(["docker", "version"], 1, "Cannot connect to the Docker daemon"))
+
+
+def test_repository_is_the_path_under_the_registry() -> None:
+    assert repository("127.0.0.1:5000/shop/backend:abc1234") == "shop/backend"
+
+
+@pytest.mark.parametrize(("driver", "refused"), [("docker", True), ("docker-container", False)])
+def test_registry_cache_needs_a_builder_that_can_export_it(tmp_path: Path, driver: str, refused: bool) -> None:
+    project = load_project(write_project(tmp_path, SHIPLINE + "build_cache: {type: registry}\n"), env={})
+    plan = compile_plan(project, TRIGGER, datetime(2026, 1, 1, tzinfo=UTC))
+    builder = answering(["docker", "buildx", "inspect"], 0, f"Name:   default\nDriver: {driver}\n")
+    if refused:
+        with pytest.raises(ConfigError, match=r"build_cache\.type: registry .* \(driver `docker`\)"):
+            check_cache_builder(builder, plan)
+    else:
+        check_cache_builder(builder, plan)
+    inline = compile_plan(project, TRIGGER, datetime(2026, 1, 1, tzinfo=UTC), build_cache="inline")
+    check_cache_builder(builder, inline)  # inline works with any builder: not even asked
+    assert len(builder.commands) == 1
