@@ -41,9 +41,10 @@ def open_registry(project: Project, password: Secret | None) -> Registry:
     return Registry(cfg.url.split("/")[0], cfg.username, password)
 
 
-def repository(image_ref: str) -> str:
-    """`host/path/name:tag` -> `path/name`, the repository in the registry's API."""
-    return split_image(image_ref.rsplit(":", 1)[0])[1]
+def repository(image: str) -> str:
+    """`host[:port]/path/name[:tag]` -> `path/name`, the repository in the registry's API."""
+    name, colon, tag = image.rpartition(":")
+    return split_image(name if colon and "/" not in tag else image)[1]
 
 
 def decide(project: Project, trigger: Trigger, registry: Registry, platform: str, *,

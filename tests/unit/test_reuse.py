@@ -6,7 +6,7 @@ import pytest
 from shipline.config import load_project
 from shipline.errors import ConfigError, ShiplineError
 from shipline.plan import Trigger, compile_plan
-from shipline.reuse import check_cache_builder, engine_platform, repository
+from shipline.reuse import check_cache_builder, decide, engine_platform, repository
 
 from .fakes import FakeExecutor
 from .projects import SHIPLINE, write_project
@@ -26,6 +26,8 @@ def test_engine_platform_is_asked_from_the_engine() -> None:
 
 def test_repository_is_the_path_under_the_registry() -> None:
     assert repository("127.0.0.1:5000/shop/backend:abc1234") == "shop/backend"
+    assert repository("127.0.0.1:5000/shop/backend") == "shop/backend"  # the port is no tag
+    assert repository("ghcr.io/acme/shop/web") == "acme/shop/web"
 
 
 @pytest.mark.parametrize(("driver", "refused"), [("docker", True), ("docker-container", False)])
@@ -41,3 +43,38 @@ def test_registry_cache_needs_a_builder_that_can_export_it(tmp_path: Path, drive
     inline = compile_plan(project, TRIGGER, datetime(2026, 1, 1, tzinfo=UTC), build_cache="inline")
     check_cache_builder(builder, inline)  # inline works with any builder: not even asked
     assert len(builder.commands) == 1
+
+
+class StubRegistry:
+    """Answers `exists` from a set of (repository, tag); records what was asked."""
+
+    def __init__(self, present: set[tuple[str, str]], fail: bool = False) -> None:
+        self.present, self.fail, self.asked = present, fail, []
+
+    def exists(self, repo: str, tag: str) -> bool:
+        self.asked.append((repo, tag))
+        if self.fail:
+            raise ShiplineError("registry 127.0.0.1:5000: connection refused")
+        return (repo, tag) in self.present
+
+
+def test_decide_asks_the_registry_for_each_services_inputs_tag(tmp_path: Path) -> None:
+    from .test_inputs import git
+
+    path = write_project(tmp_path)
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "one")
+    project = load_project(path, env={})
+    trigger = Trigger(ref="main", sha=git(tmp_path, "rev-parse", "HEAD"), short_sha="abc1234")
+    first = decide(project, trigger, StubRegistry(set()), "linux/amd64")  # type: ignore[arg-type]
+    frontend_tag = first["frontend"].inputs_tag
+    stub = StubRegistry({("shop/frontend", frontend_tag)})
+    sources = decide(project, trigger, stub, "linux/amd64")  # type: ignore[arg-type]
+    assert sorted(stub.asked) == sorted([("shop/backend", first["backend"].inputs_tag), ("shop/frontend", frontend_tag)])
+    assert sources["frontend"].reuse and not sources["backend"].reuse
+    failing = decide(project, trigger, StubRegistry(set(), fail=True), "linux/amd64")  # type: ignore[arg-type]
+    assert not failing["frontend"].reuse and "connection refused" in failing["frontend"].reason
+    rebuild = StubRegistry({("shop/frontend", frontend_tag)})
+    assert not decide(project, trigger, rebuild, "linux/amd64", rebuild=True)["frontend"].reuse  # type: ignore[arg-type]
+    assert rebuild.asked == []  # --rebuild asks nothing
