@@ -153,7 +153,8 @@ def run_tests(ctx: Context, plan: Plan, workspace: Path, only: set[str] | None =
                 f"Last lines:\n{res.tail()}", res.returncode, res.output)
 
 
-def publish(ctx: Context, plan: Plan, secrets: Mapping[str, Secret], only: set[str] | None = None) -> None:
+def publish(ctx: Context, plan: Plan, secrets: Mapping[str, Secret], only: set[str] | None = None) -> dict[str, str]:
+    """Push the built images; returns service -> the pushed manifest's digest (what this run tested)."""
     local = ctx.local
     cfg = ctx.project.config
     if plan.registry_login and cfg.registry.password_secret:
@@ -165,6 +166,7 @@ def publish(ctx: Context, plan: Plan, secrets: Mapping[str, Secret], only: set[s
         results = list(pool.map(lambda argv: local.run(argv, on_line=ctx.report.sink("push")), pushes))
     for res in results:
         res.check()
+    return {service[r.argv[-1]]: d for r in results if (d := reuse.pushed_digest(r.output))}
 
 
 def kept_releases(history: History, files: ReleaseFiles, keep: int) -> tuple[list[int], set[str]]:
@@ -266,8 +268,8 @@ def deploy(ctx: Context, trigger: Trigger, *, build: bool = True, rebuild: bool 
                 with report.stage("test", f"{len(plan.tests)} step(s)"):
                     run_tests(ctx, plan, workspace)
                 with report.stage("publish", cfg.registry.url):
-                    publish(ctx, plan, secrets)
-                    reuse.tag_images(registry, plan, report, platform)
+                    pushed = publish(ctx, plan, secrets)
+                    reuse.tag_images(registry, plan, report, platform, pushed)
             compose = (workspace / ctx.project.root_in_repo / cfg.compose).read_bytes()
             files = release_files(ctx, plan, number, compose, secrets)
             with report.stage("deploy", ", ".join(h.address for h in cfg.hosts)):
@@ -297,8 +299,8 @@ def publish_only(ctx: Context, trigger: Trigger, only: set[str] | None, *, rebui
             with ctx.report.stage("test"):
                 run_tests(ctx, plan, workspace, only)
             with ctx.report.stage("publish", ctx.project.config.registry.url):
-                publish(ctx, plan, secrets, only)
-                reuse.tag_images(registry, plan, ctx.report, platform, only)
+                pushed = publish(ctx, plan, secrets, only)
+                reuse.tag_images(registry, plan, ctx.report, platform, pushed, only)
     finally:
         if workspace:
             shutil.rmtree(workspace, ignore_errors=True)

@@ -16,7 +16,8 @@ import hashlib
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 INDEXES = (OCI_INDEX, DOCKER_LIST)
 DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+RETRY_PAUSES = (0.2, 0.5, 1.0, 2.0)  # seconds before each retry of a request the registry answered with 5xx
 
 
 class RegistryError(ShiplineError):
@@ -100,9 +102,11 @@ class Registry:
     """One registry host, with the credentials from shipline.yml (`registry.username`, `password_secret`)."""
 
     def __init__(self, host: str, username: str | None = None, password: Secret | None = None, *,
-                 transport: httpx.BaseTransport | None = None, timeout: float = 30) -> None:
+                 transport: httpx.BaseTransport | None = None, timeout: float = 30,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         import httpx  # here, not at import time: `shipline --help` need not load it
 
+        self._sleep = sleep
         self.host = host
         self.base = api_base(host)
         self._username, self._password = username, password
@@ -137,6 +141,13 @@ class Registry:
             response = send()
             if response.status_code == 401:  # no credentials sent yet, or an expired token: (re)authenticate once
                 self._auth[scope] = self._authenticate(response.headers.get("WWW-Authenticate", ""), scope)
+                response = send()
+            # A registry being written to by a concurrent push can answer 500 for a moment (distribution's
+            # storage links are not written atomically); every request here is idempotent, so try again.
+            for pause in RETRY_PAUSES:
+                if response.status_code < 500:
+                    break
+                self._sleep(pause)
                 response = send()
         except httpx.HTTPError as exc:
             raise RegistryError(f"registry {self.host}: {what} failed: {exc}. Check `registry.url` and that the "

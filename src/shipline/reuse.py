@@ -8,6 +8,7 @@ ones their `inputs-` tag, both by copying a manifest (`registry.py`): no layer m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -65,8 +66,19 @@ def decide(project: Project, trigger: Trigger, registry: Registry, platform: str
     return image_sources(digests, found, rebuild=rebuild)
 
 
-def tag_images(registry: Registry, plan: Plan, report: Reporter, platform: str, only: set[str] | None = None) -> None:
-    """After the tests: reused images get this commit's tag, built ones their inputs tag (manifest copies)."""
+def pushed_digest(push_output: str) -> str | None:
+    """The manifest digest `docker push` reports (`<tag>: digest: sha256:... size: N`)."""
+    found = re.findall(r"digest: (sha256:[0-9a-f]{64})", push_output)
+    return found[-1] if found else None
+
+
+def tag_images(registry: Registry, plan: Plan, report: Reporter, platform: str,
+               pushed: Mapping[str, str] | None = None, only: set[str] | None = None) -> None:
+    """After the tests: reused images get this commit's tag, built ones their inputs tag (manifest copies).
+
+    A built image is tagged by the digest this run pushed, not by its tag, which a concurrent run of the same
+    commit may have moved to its own build in the meantime.
+    """
     for src in plan.sources:
         if (only is not None and src.service not in only) or not src.inputs:
             continue
@@ -82,7 +94,7 @@ def tag_images(registry: Registry, plan: Plan, report: Reporter, platform: str, 
                 report.warn(f"{src.service}: the image tagged {src.inputs_tag} says its inputs are "
                             f"{labels[INPUTS_LABEL][:12]}; it was tagged by something other than shipline")
         else:
-            registry.retag(repo, tag, src.inputs_tag)
+            registry.retag(repo, (pushed or {}).get(src.service, tag), src.inputs_tag)
     if plan.build_cache == "inline":  # the cache travels inside the image: point the cache tag at the newest
         for b in plan.builds:
             if only is None or b.service in only:

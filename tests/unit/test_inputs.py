@@ -195,3 +195,41 @@ def test_service_test_steps_are_inputs_of_their_image_only(repo: Path) -> None:
     config = (repo / "shipline.yml").read_text().replace("run: python -m unittest}", "run: python -m unittest -v}")
     after = commit(repo, "shipline.yml", config)
     assert after["backend"] != before["backend"] and after["frontend"] == before["frontend"]
+
+
+# -- examples/monorepo: five services, one context, one ignore file per Dockerfile ---------------------------
+
+MONOREPO = Path(__file__).resolve().parents[2] / "examples" / "monorepo"
+
+
+@pytest.fixture
+def monorepo(tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(MONOREPO, tmp_path / "mono")
+    repo = tmp_path / "mono"
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "one")
+    return repo
+
+
+def monorepo_hashes(repo: Path) -> dict[str, str]:
+    project = load_project(repo / "shipline.yml", env={"SHIPLINE_HOST_KEY": ""}, lenient=True)
+    sha = git(repo, "rev-parse", "HEAD")
+    return {svc: i.digest for svc, i in commit_inputs(repo, sha, definitions(project), "monorepo", "linux/amd64").items()}
+
+
+@pytest.mark.parametrize(("path", "changed"), [
+    ("services/web/index.html", {"web"}),
+    ("libs/brand/name.txt", {"api", "worker"}),  # the shared library: the two services that copy it
+    ("README.md", set()),
+    ("services/docs/Dockerfile.dockerignore", {"docs"}),  # its ignore file is in what it lets in
+])
+def test_monorepo_changes_only_the_services_that_see_the_file(monorepo: Path, path: str, changed: set[str]) -> None:
+    before = monorepo_hashes(monorepo)
+    with (monorepo / path).open("a") as f:
+        f.write("\n# changed\n")
+    git(monorepo, "commit", "-q", "-am", f"change {path}")
+    after = monorepo_hashes(monorepo)
+    assert {svc for svc in before if before[svc] != after[svc]} == changed

@@ -176,3 +176,22 @@ def test_labels_of_an_index_come_from_the_platforms_image() -> None:
         assert manifest.media_type == OCI_INDEX
         assert reg.labels("shop/backend", manifest, "linux/amd64") == {"dev.shipline.inputs": "abc"}
         assert reg.labels("shop/backend", manifest, "linux/arm64") == {}
+
+
+def test_a_registry_error_under_concurrent_pushes_is_retried_then_reported() -> None:
+    fake = FakeRegistry()
+    fake.add_image("shop/backend", "abc1234", {})
+    answers = iter([500, 503])
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        code = next(answers, None)
+        return httpx.Response(code, json={"errors": [{"code": "UNKNOWN"}]}) if code else fake(request)
+
+    pauses: list[float] = []
+    reg = Registry("registry.test", transport=httpx.MockTransport(flaky), sleep=pauses.append)
+    assert reg.manifest("shop/backend", "abc1234").media_type == DOCKER_MANIFEST
+    assert pauses == [0.2, 0.5]
+    always = Registry("registry.test", transport=httpx.MockTransport(lambda r: httpx.Response(500, text="boom")),
+                      sleep=pauses.append)
+    with pytest.raises(RegistryError, match="failed with 500: boom"):
+        always.manifest("shop/backend", "abc1234")

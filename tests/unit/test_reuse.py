@@ -6,7 +6,7 @@ import pytest
 from shipline.config import load_project
 from shipline.errors import ConfigError, ShiplineError
 from shipline.plan import Trigger, compile_plan
-from shipline.reuse import check_cache_builder, decide, engine_platform, repository
+from shipline.reuse import check_cache_builder, decide, engine_platform, pushed_digest, repository
 
 from .fakes import FakeExecutor
 from .projects import SHIPLINE, write_project
@@ -78,3 +78,10 @@ def test_decide_asks_the_registry_for_each_services_inputs_tag(tmp_path: Path) -
     rebuild = StubRegistry({("shop/frontend", frontend_tag)})
     assert not decide(project, trigger, rebuild, "linux/amd64", rebuild=True)["frontend"].reuse  # type: ignore[arg-type]
     assert rebuild.asked == []  # --rebuild asks nothing
+
+
+def test_pushed_digest_is_read_from_docker_push() -> None:
+    out = ("The push refers to repository [127.0.0.1:5000/shop/backend]\n5f70bf18a086: Layer already exists\n"
+           f"abc1234: digest: sha256:{'ab' * 32} size: 1782\n")
+    assert pushed_digest(out) == f"sha256:{'ab' * 32}"
+    assert pushed_digest("error: denied") is None
