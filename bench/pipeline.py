@@ -159,8 +159,15 @@ class Bench:
         lines = self.shipline("plan", "--ref", sha).splitlines()
         start = next(i for i, line in enumerate(lines) if line.startswith("2. build"))
         end = next(i for i, line in enumerate(lines) if line.startswith("3. test"))
-        pairs = [line.strip().split(": ", 1) for line in lines[start + 1:end]]
-        return {svc: shlex.split(cmd) for svc, cmd in pairs}
+        builds: dict[str, list[str]] = {}
+        service = ""
+        for line in lines[start + 1:end]:  # `svc: build: why`, then the argv; or `svc: reuse: ...`
+            text = line.strip()
+            if text.startswith("docker buildx build"):
+                builds[service] = shlex.split(text)
+            else:
+                service = text.split(":", 1)[0]
+        return builds
 
     def wait_version(self, short: str, timeout: float = 30) -> None:
         """Not timed: the proxy serves the deployed commit (it may take a moment to see new containers)."""
