@@ -47,6 +47,8 @@ def wall(argv: list[str], **kw: object) -> float:
 
 
 class Speed(Bench):
+    test_times: list[float]
+
     def live_deploy(self, short: str) -> float:
         """Push to live: `shipline deploy` started -> the proxy serves `short` (polled every 0.05 s)."""
         start = time.perf_counter()
@@ -112,6 +114,8 @@ class Speed(Bench):
         t["start to healthy"] = wall([*self.ssh, start_and_probe]) - hs
         t["switch"] = self.raw_switch(name) - hs
         run([*self.ssh, shlex.join(["docker", "rm", "-f", name])])
+        test = self.config["test"][0]  # not part of the floor; shown beside it (shipline runs it before pushing)
+        self.test_times.append(wall(["docker", "run", "--rm", ref, "sh", "-c", test["run"]]))
         return t
 
     def raw_switch(self, container: str) -> float:
@@ -150,6 +154,7 @@ def main() -> int:
     args = parser.parse_args()
     app = f"speed-{secrets.token_hex(3)}"
     bench = Speed(Path(tempfile.mkdtemp(prefix=f"{app}-")), app, free_port())
+    bench.test_times = []
     print(f"app {app} on https://127.0.0.1:{bench.port}/, repository {bench.repo}; {args.rounds} round(s)")
     load = os.getloadavg()
     live: list[float] = []
@@ -180,18 +185,20 @@ def main() -> int:
     floor_total = median(sum(f.values()) for f in floors)
     live_m = median(live)
     print(f"\nmedians of {args.rounds} (same run)")
-    print(f"{'measure':<26} {'value':>9} {'baseline':>10} {'ratio':>7}  goal")
-    rows = [
-        ("push-to-live / floor", live_m, floor_total, live_m / floor_total),
-        ("no-op deploy", median(noop), GOALS["no-op deploy"], median(noop) / GOALS["no-op deploy"]),
-        ("rollback", median(rollback), GOALS["rollback"], median(rollback) / GOALS["rollback"]),
-        ("shipline --help", help_s, bare_s, help_s / bare_s),
+    test_m = median(bench.test_times)
+    print(f"{'measure':<26} {'value':>9} {'against':>9} {'ratio':>7}  goal")
+    rows = [  # (name, value, what it is compared with, goal for the ratio)
+        ("push-to-live / floor", live_m, floor_total, GOALS["push-to-live / floor"]),
+        ("no-op deploy", median(noop), GOALS["no-op deploy"], 1.0),
+        ("rollback", median(rollback), GOALS["rollback"], 1.0),
+        ("shipline --help", help_s, GOALS["shipline --help"], 1.0),
     ]
-    for name, value, base, ratio in rows:
-        goal = GOALS[name]
-        ok = (ratio if name == "push-to-live / floor" else value) <= goal
-        unit = "x floor" if name == "push-to-live / floor" else "s"
-        print(f"{name:<26} {value:>8.2f}s {base:>9.2f}s {ratio:>6.2f}x  <= {goal:g}{unit} {'ok' if ok else 'MISSED'}")
+    for name, value, base, goal in rows:
+        ratio = value / base
+        print(f"{name:<26} {value:>8.2f}s {base:>8.2f}s {ratio:>6.2f}x  <= {goal:g}x {'ok' if ratio <= goal else 'MISSED'}")
+    print(f"{'  (floor + test step)':<26} {live_m:>8.2f}s {floor_total + test_m:>8.2f}s "
+          f"{live_m / (floor_total + test_m):>6.2f}x  the example's unit tests, {test_m:.2f}s, are outside the floor")
+    print(f"bare interpreter start: {bare_s:.3f}s")
     print("\nfloor, medians per operation: " + ", ".join(
         f"{k} {median(f[k] for f in floors):.2f}s" for k in floors[0]))
     print("no-op runs: " + ", ".join(f"{s:.2f}s" for s in noop) + "; rollbacks: " + ", ".join(f"{s:.2f}s" for s in rollback))
