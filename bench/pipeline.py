@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from shipline.plan import env_file, override_file
+from shipline.release_files import env_file, override_file
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "fullstack"
@@ -217,14 +217,13 @@ class Bench:
         # deploy.sh: the release's files, written the way shipline writes them (image override + env file).
         files.mkdir()
         shutil.copy(work / str(self.config["compose"]), files / "docker-compose.yml")
-        (files / "shipline.override.yml").write_text(override_file(images))
+        (files / "shipline.override.yml").write_text(override_file(images, (), 0))
         envf = files / ".env"
         # Not part of any stage: what one ssh connection costs here (each raw deploy step opens its own).
         self.handshake = min(timed([*self.ssh, "true"]) for _ in range(3))
         self.home = self.home or run([*self.ssh, "pwd"]).strip()
         proxy_dir = f"{self.home}/.shipline/{self.app}/proxy"  # shipline's: the proxy's mount stays the same
-        envf.write_text(env_file(self.app, 0, images, self.ports, {"POSTGRES_PASSWORD": self.password})
-                        + f"SHIPLINE_PROXY_DIR={proxy_dir}\n")
+        envf.write_text(env_file(self.app, proxy_dir, self.ports, {"POSTGRES_PASSWORD": self.password}))
         envf.chmod(0o600)
         if "proxy" in self.config:  # shipline.yml `proxy:` (Traefik reading route files shipline writes)
             self.static_routes(proxy_dir)

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from . import pipeline
-    from .config import Host, Project
     from .executors.base import Executor
+    from .plan import DeployPlan, HostTarget
     from .secrets import Masker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -84,43 +84,45 @@ def errors() -> Console:
     return Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
-def ssh_connector(project: Project, masker: Masker) -> pipeline.Connect:
-    from .config import resolve_key_path
+def ssh_connector(masker: Masker) -> pipeline.Connect:
     from .executors.ssh import SSHExecutor
 
-    def connect(index: int, host: Host) -> Executor:
+    def connect(index: int, target: HostTarget) -> Executor:
+        host = target.host
         return SSHExecutor(address=host.address, hostname=host.hostname, port=host.port, user=host.user,
-                           key_path=resolve_key_path(project, host), pinned=host.host_key, index=index, masker=masker)
+                           key_path=Path(target.key_path) if target.key_path else None, pinned=host.host_key,
+                           index=index, masker=masker)
     return connect
 
 
-def context(config: Path) -> pipeline.Context:
+def context() -> pipeline.Context:
     from . import pipeline
-    from .config import load_project
-    from .history import History
     from .reporter import Reporter
     from .secrets import Masker
 
-    project = load_project(config)
     masker = Masker()
-    return pipeline.Context(project=project, env=os.environ, report=Reporter(console(), masker),
-                            history=History(project.state_dir / "history.db"), connect=ssh_connector(project, masker),
+    return pipeline.Context(env=os.environ, report=Reporter(console(), masker), connect=ssh_connector(masker),
                             masker=masker)
+
+
+SourceOpt = Annotated[str, typer.Option("--source", help="What triggered the deploy (cli, git-push, webhook:github, ...).")]
+ActorOpt = Annotated[str | None, typer.Option("--actor", help="Who triggered it (default: CI's actor or the OS user).")]
 
 
 @app.command()
 @handled
 def deploy(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
            no_build: Annotated[bool, typer.Option("--no-build", help="Deploy images already published for this commit.")] = False,
-           source: Annotated[str, typer.Option("--source", help="What triggered the deploy (cli, git-push, webhook:github, ...).")] = "cli",
-           actor: Annotated[str | None, typer.Option("--actor", help="Who triggered it (default: CI's actor or the OS user).")] = None,
-           rebuild: RebuildOpt = False, build_cache: CacheOpt = None) -> None:
+           source: SourceOpt = "cli", actor: ActorOpt = None, rebuild: RebuildOpt = False, build_cache: CacheOpt = None) -> None:
     """Build, test, publish and deploy a commit (default: head of the deploy branch)."""
     from . import pipeline
+    from .config import load_project
 
-    ctx = context(config)
-    pipeline.deploy(ctx, pipeline.make_trigger(ctx, ref, source, actor), build=not no_build, rebuild=rebuild,
-                    build_cache=build_cache.value if build_cache else None)
+    project = load_project(config)
+    ctx = context()
+    plan = pipeline.compile_for(ctx, project, pipeline.make_trigger(project, ref, source, actor), rebuild=rebuild,
+                                build_cache=build_cache.value if build_cache else None)
+    pipeline.deploy(ctx, plan, build=not no_build)
 
 
 @app.command()
@@ -130,23 +132,28 @@ def publish(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
             rebuild: RebuildOpt = False, build_cache: CacheOpt = None) -> None:
     """Build, test and push images without deploying (for CI build jobs)."""
     from . import pipeline
+    from .config import load_project
 
-    ctx = context(config)
-    pipeline.publish_only(ctx, pipeline.make_trigger(ctx, ref), set(only) if only else None, rebuild=rebuild,
-                          build_cache=build_cache.value if build_cache else None)
+    project = load_project(config)
+    ctx = context()
+    plan = pipeline.compile_for(ctx, project, pipeline.make_trigger(project, ref), rebuild=rebuild,
+                                build_cache=build_cache.value if build_cache else None)
+    pipeline.publish_only(ctx, plan, set(only) if only else None)
 
 
 @app.command()
 @handled
 def plan(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None, rebuild: RebuildOpt = False,
          build_cache: CacheOpt = None) -> None:
-    """Print what `deploy` would do (which images are reused or built, and why), touching nothing."""
+    """Print what `deploy` would do (which images are reused or built, and why), changing nothing: no file is
+    written and no host is contacted."""
     from . import pipeline
+    from .config import load_project
 
-    ctx = context(config)
-    plan = pipeline.preview(ctx, pipeline.make_trigger(ctx, ref), rebuild=rebuild,
-                            build_cache=build_cache.value if build_cache else None)
-    console().print(plan.render())
+    project = load_project(config)
+    compiled = pipeline.compile_for(context(), project, pipeline.make_trigger(project, ref), rebuild=rebuild,
+                                    build_cache=build_cache.value if build_cache else None)
+    console().print(compiled.render())
 
 
 @app.command()
@@ -155,69 +162,117 @@ def rollback(release: Annotated[int | None, typer.Argument(help="Release number 
              config: ConfigOpt = Path("shipline.yml")) -> None:
     """Redeploy an earlier release's images and configuration."""
     from . import pipeline
+    from .config import load_project
+    from .plan import deploy_plan
 
-    ctx = context(config)
-    number = pipeline.rollback(ctx, release)
+    number = pipeline.rollback(context(), deploy_plan(load_project(config)), release)
     console().print(f"rolled back: release {number} is live")
+
+
+def read_hosts(config: Path, each: Callable[[Executor, HostTarget], dict[str, Any]]) -> tuple[DeployPlan, list[dict[str, Any]]]:
+    """`each` on every host, in parallel; a host that cannot be reached gets an `error` entry instead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .config import load_project
+    from .errors import HostKeyError
+    from .plan import deploy_plan
+    from .secrets import Masker
+
+    dplan = deploy_plan(load_project(config))
+    connect = ssh_connector(Masker())
+
+    def one(index: int, target: HostTarget) -> dict[str, Any]:
+        entry: dict[str, Any] = {"address": target.host.address}
+        try:
+            ex = connect(index, target)
+            try:
+                entry |= each(ex, target)
+            finally:
+                ex.close()
+        except ShiplineError as exc:
+            if isinstance(exc, HostKeyError):
+                raise
+            entry["error"] = exc.message
+        return entry
+
+    with ThreadPoolExecutor(max_workers=max(1, len(dplan.targets))) as pool:
+        return dplan, list(pool.map(one, range(len(dplan.targets)), dplan.targets))
+
+
+def _ledger(ex: Executor, target: HostTarget) -> dict[str, Any]:
+    from . import ledger
+
+    return {"ledger": ledger.decode(ex.read(target.layout.ledger))}
 
 
 @app.command()
 @handled
 def releases(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False,
              limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
-    """Release history, newest first."""
+    """Release history, newest first, as the hosts record it (the same from any checkout)."""
     from rich.table import Table
+    from rich.text import Text
 
-    from .config import load_project
-    from .history import History
+    from . import ledger
+    from .errors import ConnectionLost
 
-    project = load_project(config, lenient=True)  # history needs no hosts: tolerate unset ${VAR}s
-    rows = History(project.state_dir / "history.db").recent(limit)
+    _, hosts = read_hosts(config, _ledger)
+    unreachable = [h for h in hosts if "error" in h]
+    if len(unreachable) == len(hosts):
+        raise ConnectionLost("no host could be reached: " + "; ".join(h["error"] for h in unreachable))
+    rows = ledger.merge({h["address"]: h["ledger"] for h in hosts if "ledger" in h})[:limit]
     if as_json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
         return
+    out = console()
+    for h in unreachable:
+        out.print(Text(f"warning: {h['address']}: {h['error']}", style="yellow"))
     table = Table("#", "commit", "status", "source", "by", "started (UTC)", "took", "reason")
-    for r in rows:
+    for m in rows:
+        r = m.record
         took = f"{sum(r.stages.values()):.1f}s" if r.stages else ""
         reason = r.reason.splitlines()[0] if r.reason else ""
-        table.add_row(str(r.number), r.short_sha, r.status, r.source, r.actor, r.started_at[:16].replace("T", " "),
+        table.add_row(str(r.number), r.short_sha, m.status, r.source, r.actor, r.started_at[:16].replace("T", " "),
                       took, reason[:70] + ("..." if len(reason) > 70 else ""))
-    console().print(table)
+    out.print(table)
+
+
+def _status(ex: Executor, target: HostTarget) -> dict[str, Any]:
+    from . import ledger
+    from . import lock as locks
+
+    records = ledger.decode(ex.read(target.layout.ledger))
+    live = ledger.live(records)
+    res = ex.run(["docker", "compose", "--project-name", target.layout.app, "ps", "--all", "--format", "json"])
+    held = locks.read(ex, target.layout)
+    return {"release": live.as_dict() if live else None, "services": _parse_ps(res.output) if res.ok else [],
+            "lock": held.as_dict() if held and held.alive else None}
 
 
 @app.command()
 @handled
 def status(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False) -> None:
-    """The live release and, per host, each service's container state."""
-    ctx = context(config)
-    current = ctx.history.current()
-    hosts: list[dict[str, Any]] = []
-    for index, host in enumerate(ctx.project.config.hosts):
-        entry: dict[str, Any] = {"address": host.address}
-        try:
-            ex = ctx.connect(index, host)
-            try:
-                layout = ctx.project.config.layout()
-                raw = ex.read(layout.current_file)
-                entry["release"] = int(raw) if raw and raw.strip().isdigit() else None
-                res = ex.run(["docker", "compose", "--project-name", ctx.project.config.app, "ps", "--all", "--format", "json"])
-                entry["services"] = _parse_ps(res.output) if res.ok else []
-            finally:
-                ex.close()
-        except ShiplineError as exc:
-            entry["error"] = exc.message
-        hosts.append(entry)
-    data = {"app": ctx.project.config.app, "current": current.as_dict() if current else None, "hosts": hosts}
+    """The live release on every host (and whether they differ), each service's state, and any deploy under way."""
+    from rich.text import Text
+
+    from . import lock as locks
+
+    dplan, hosts = read_hosts(config, _status)
+    numbers = {h["release"]["number"] if h.get("release") else None for h in hosts if "error" not in h}
+    data = {"app": dplan.app, "drift": len(numbers) > 1, "hosts": hosts}
     if as_json:
         print(json.dumps(data, indent=2))
         return
     out = console()
-    if current:
-        out.print(f"{data['app']}: release {current.number} ({current.short_sha}, {current.ref}) deployed {current.finished_at}")
-    else:
-        out.print(f"{data['app']}: no successful release yet")
+    if data["drift"]:
+        out.print(Text("hosts run different releases (drift): the next deploy or rollback brings them together", style="yellow"))
     for h in hosts:
-        out.print(f"  {h['address']}: " + (h.get("error") or f"release {h.get('release')}"))
+        rel = h.get("release")
+        line = h.get("error") or (f"release {rel['number']} ({rel['short_sha']}, {rel['ref']}) by {rel['actor']}, "
+                                  f"finished {rel['finished_at']}" if rel else "no successful release yet")
+        out.print(f"{h['address']}: {line}")
+        if h.get("lock"):
+            out.print(f"  deploy under way: {locks.LockInfo(**h['lock']).describe()}")
         for s in h.get("services", []):
             out.print(f"    {s['service']:<12} {s['state']:<10} {s['health'] or '':<10} {s['image']}")
 
@@ -276,44 +331,40 @@ def init(directory: Annotated[Path, typer.Argument(help="Project directory.")] =
 @lock_app.command("status")
 @handled
 def lock_status(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False) -> None:
-    """Who holds the deploy lock on each host."""
+    """Who holds the deploy lock on each host, and whether that holder is still alive."""
     from . import lock as locks
 
-    ctx = context(config)
-    layout = ctx.project.config.layout()
-    result = []
-    for index, host in enumerate(ctx.project.config.hosts):
-        ex = ctx.connect(index, host)
-        try:
-            info = locks.read(ex, layout)
-        finally:
-            ex.close()
-        result.append({"address": host.address, "lock": info.__dict__ if info else None})
-        if not as_json:
-            console().print(f"{host.address}: {info.describe() if info else 'unlocked'}")
+    def each(ex: Executor, target: HostTarget) -> dict[str, Any]:
+        info = locks.read(ex, target.layout)
+        return {"lock": info.as_dict() if info else None}
+
+    _, hosts = read_hosts(config, each)
     if as_json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(hosts, indent=2))
+        return
+    for h in hosts:
+        info = h.get("lock")
+        console().print(f"{h['address']}: {h.get('error') or (locks.LockInfo(**info).describe() if info else 'unlocked')}")
 
 
 @lock_app.command("release")
 @handled
 def lock_release(config: ConfigOpt = Path("shipline.yml")) -> None:
-    """Break the deploy lock (only when its holder is known to be dead)."""
+    """Stop a lock holder whose deploy is known to be dead (a killed or disconnected deploy frees it by itself)."""
     from . import lock as locks
 
-    ctx = context(config)
-    layout = ctx.project.config.layout()
-    for index, host in enumerate(ctx.project.config.hosts):
-        ex = ctx.connect(index, host)
-        try:
-            locks.release(ex, layout)
-        finally:
-            ex.close()
-        console().print(f"{host.address}: lock released")
+    def each(ex: Executor, target: HostTarget) -> dict[str, Any]:
+        info = locks.break_lock(ex, target.layout)
+        return {"stopped": info.as_dict() if info and info.alive else None}
+
+    _, hosts = read_hosts(config, each)
+    for h in hosts:
+        text = h.get("error") or ("lock released" if h.get("stopped") else "no live holder; nothing to release")
+        console().print(f"{h['address']}: {text}")
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # a killed deploy unwinds like Ctrl-C: switch back, release the lock, record it
+    raise KeyboardInterrupt(signal.Signals(signum).name)  # unwinds like Ctrl-C: switch back, unlock, record
 
 
 def main(argv: list[str] | None = None) -> int:

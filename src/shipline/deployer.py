@@ -1,11 +1,7 @@
-"""Deploy one release to one host: lock, upload, pull, migrate, roll out in order, prune; undo on failure.
+"""One host's part of a release: its lock and ledger, healing, upload and pull, migrations, the rollout in order
+(each service by its strategy), undo on any failure, retiring and pruning.
 
-Rollout strategies per service:
-- zero-downtime: the new container starts next to the old one; once healthy the proxy is switched to it and
-  the switch confirmed through the proxy's API. Old containers keep running until every service is switched,
-  so undoing a failed deploy is a switch back; then they are drained and stopped gracefully.
-- start-first: the same without a proxy (workers).
-- recreate: Compose replaces the container (a database is left alone when its definition is unchanged).
+The pipeline decides what runs when across hosts; this module decides nothing across hosts.
 """
 
 from __future__ import annotations
@@ -13,270 +9,287 @@ from __future__ import annotations
 import json
 import shlex
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 from . import docker_commands as dc
-from . import health, lock
-from .config import Proxy
-from .errors import DeployFailed, ShiplineError
+from . import ledger, lock
+from .errors import ConnectionLost, DeployFailed, ShiplineError
 from .executors.base import Executor
-from .layout import COMPOSE_FILE, ENV_FILE, OVERRIDE_FILE, RELEASE_FILE, HostLayout
-from .plan import HostDeploy, ServiceRollout, override_file
-from .proxies import ProxyDriver, driver
+from .layout import COMPOSE_FILE
+from .ledger import Record
+from .plan import DeployPlan, HostTarget
+from .release_files import FileBlob, ReleaseFiles
 from .reporter import Reporter
 from .secrets import Secret
+from .shield import shielded
+from .strategies import Applied, RolloutHost, for_step
+from .strategies.base import Container
 
-
-@dataclass(frozen=True)
-class ReleaseFiles:
-    """What a release puts on a host. The env file holds secrets: uploaded 0600, never printed."""
-
-    number: int
-    compose: bytes
-    images: dict[str, str]
-    env: bytes
-    meta: dict[str, object]
-
-
-@dataclass(frozen=True)
-class DeploySettings:
-    lock_ttl: float
-    lock_wait: float
-    keep: list[int]  # release numbers whose files and images stay on the host
-    keep_images: set[str]
-    registry_login: tuple[tuple[str, ...], Secret] | None = None
-
-
-@dataclass
-class Applied:
-    """How far one service's rollout got: what undoing it needs."""
-
-    step: ServiceRollout
-    old: list[str]  # containers that served before this deploy
-    new: list[str] = field(default_factory=list)
-    old_endpoints: list[str] = field(default_factory=list)
-    switched: bool = False
-
-    @property
-    def side_by_side(self) -> bool:
-        return self.step.strategy in ("zero-downtime", "start-first") and bool(self.old)
-
-
-def choose_endpoint(networks: dict[str, dict[str, str]], proxy_networks: set[str], port: int) -> str | None:
-    """host:port of a container on a network the proxy shares with it (first such network, by name)."""
-    for name in sorted(networks):
-        if name in proxy_networks and networks[name].get("IPAddress"):
-            return f"{networks[name]['IPAddress']}:{port}"
-    return None
+RECONNECT_DELAYS = (1.0, 2.0, 4.0, 8.0)  # bounded backoff: about 15 s before a host counts as unreachable
 
 
 class HostDeployer:
-    def __init__(self, ex: Executor, target: HostDeploy, app: str, report: Reporter, proxy: Proxy | None = None,
-                 *, sleep: Callable[[float], None] = time.sleep, proxy_driver: ProxyDriver | None = None) -> None:
-        self.ex, self.target, self.app, self.report, self.proxy = ex, target, app, report, proxy
-        self.layout: HostLayout = target.layout
-        self._sleep = sleep
-        self._home: str | None = None
-        self._driver = proxy_driver
-        self._proxy_networks: set[str] | None = None
+    def __init__(self, ex: Executor, target: HostTarget, plan: DeployPlan, report: Reporter, *,
+                 sleep: Callable[[float], None] = time.sleep, host: RolloutHost | None = None) -> None:
+        self.ex, self.target, self.plan, self.report, self._sleep = ex, target, plan, report, sleep
+        self.layout = target.layout
+        self.host = host or RolloutHost(ex, plan.app, target.layout, plan.proxy, report, sleep=sleep)
+        self.held: lock.HeldLock | None = None
+        self.ledger: list[Record] = []
+        self.applied: list[Applied] = []  # services this deploy touched, in order
+        self.pending: Record | None = None  # this release as the host will record it (with digests) at the end
 
-    # -- plumbing ---------------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.ex.name
 
-    def compose_base(self, release: int) -> list[str]:
-        return dc.compose(self.app, self.layout.compose_files(release), self.layout.env_file(release))
+    # -- lock and ledger --------------------------------------------------------------------------------
 
-    def _run(self, argv: Sequence[str], what: str, stdin: bytes | None = None) -> str:
-        return self.ex.run(argv, stdin=stdin, on_line=self.report.sink(f"{self.ex.name}")).check(what).output
+    def lock(self, holder: str, commit: str, wait: float | None = None) -> None:
+        self.held = lock.acquire(
+            self.ex, self.layout, holder=holder, commit=commit, ttl=self.plan.lock_ttl,
+            wait=self.plan.lock_wait if wait is None else wait,
+            on_wait=lambda info: self.report.info(f"{self.name}: waiting for the deploy lock, {info.describe()}"))
 
-    def _quiet(self, argv: Sequence[str], what: str) -> str:
-        return self.ex.run(argv).check(what).output
+    def unlock(self) -> None:
+        if self.held is not None:
+            self.held.release()
+            self.held = None
 
-    def home(self) -> str:
-        if self._home is None:
-            self._home = self._quiet(["pwd"], "find the home directory").strip()
-        return self._home
+    def check_lock(self) -> None:
+        if self.held is not None:
+            self.held.check()
 
-    def containers(self, service: str, *, all_states: bool = False) -> list[str]:
-        argv = dc.service_containers(self.app, service, all_states=all_states)
-        return self._quiet(argv, f"list {service} containers").split()
+    def read_ledger(self) -> list[Record]:
+        self.ledger = ledger.decode(self.ex.read(self.layout.ledger))
+        return self.ledger
 
-    def proxy_driver(self) -> ProxyDriver:
-        assert self.proxy is not None
-        if self._driver is None:
-            proxy = self.proxy
+    def release_numbers(self) -> list[int]:
+        """Release directories on the host: numbers a ledger-less older shipline used count as taken too."""
+        res = self.ex.run(["ls", "-1", self.layout.releases_dir])
+        return [int(n) for n in res.output.split() if n.isdigit()] if res.ok else []
 
-            def container() -> str:
-                running = self.containers(proxy.service)
-                if not running:
-                    raise DeployFailed(f"{self.ex.name}: the proxy service {proxy.service!r} is not running")
-                return running[0]
+    def record(self, record: Record) -> None:
+        self.ex.append(self.layout.ledger, ledger.encode(record))
+        self.ledger = [r for r in self.ledger if r.number != record.number] + [record]
 
-            self._driver = driver(self.ex, proxy, self.app, f"{self.home()}/{self.layout.proxy_dir}", container)
-        return self._driver
+    def live(self) -> Record | None:
+        return ledger.live(self.ledger)
 
-    def endpoints(self, containers: list[str], port: int) -> list[str]:
-        assert self.proxy is not None
-        if self._proxy_networks is None:
-            proxies = self.containers(self.proxy.service)
-            if not proxies:
-                raise DeployFailed(f"{self.ex.name}: the proxy service {self.proxy.service!r} is not running")
-            self._proxy_networks = set(self._networks(proxies[0]))
-        found = []
-        for cid in containers:
-            endpoint = choose_endpoint(self._networks(cid), self._proxy_networks, port)
-            if endpoint is None:
-                raise DeployFailed(f"{self.ex.name}: container {cid[:12]} shares no network with the proxy; "
-                                   f"put it on one of {', '.join(sorted(self._proxy_networks))}")
-            found.append(endpoint)
-        return found
+    # -- healing ----------------------------------------------------------------------------------------
 
-    def _networks(self, cid: str) -> dict[str, dict[str, str]]:
-        out = self._quiet(dc.inspect_networks(cid), "inspect networks")
-        data: dict[str, dict[str, str]] = json.loads(out)
-        return data
+    def heal(self, number: int) -> list[str]:
+        """Repair what interrupted deploys left, never touching what serves traffic; return what was repaired."""
+        repaired = []
+        for r in ledger.unfinished(self.ledger):
+            self.record(r.finished("interrupted", r.stages, f"its deploy ended without finishing (killed, or its "
+                                                            f"connection dropped); found by release {number}"))
+            repaired.append(f"release {r.number} ({r.short_sha}, by {r.actor or 'unknown'}) never finished: marked interrupted")
+        succeeded = {r.number for r in self.ledger if r.status == ledger.SUCCEEDED}
+        for step in self.target.rollout:
+            if step.side_by_side:
+                try:
+                    repaired += self._heal_service(step.service, succeeded)
+                except ShiplineError as exc:  # the rollout itself may be what repairs it (a proxy that is down)
+                    self.report.warn(f"{self.name}: could not check {step.service} for leftovers: {exc.message}")
+        oneoffs = self.ex.query(dc.stopped_oneoffs(self.plan.app), "list one-off containers").split()
+        if oneoffs:
+            self.ex.run(dc.remove(oneoffs, force=True))
+            repaired.append(f"removed {len(oneoffs)} stopped one-off container(s) (an interrupted migration)")
+        for line in repaired:
+            self.report.info(f"{self.name}: healed: {line}")
+        return repaired
 
-    # -- the deploy -------------------------------------------------------------------------------------
+    def _heal_service(self, svc: str, succeeded: set[int]) -> list[str]:
+        step = next(s for s in self.target.rollout if s.service == svc)
+        found = self.host.labelled(svc)
+        stopped = [c.id for c in found if not c.running]
+        running = [c for c in found if c.running]
+        if len(running) <= 1 and not stopped:
+            return []  # nothing beside what serves
+        keep = self._serving(step.service, running, succeeded) if running else []
+        leftovers = [c.id for c in running if c.id not in keep]
+        done = []
+        if leftovers:
+            if self.host.routed(step):
+                self.host.sleep(step.drain)  # the proxy may have sent them requests until a moment ago
+            self.host.stop(leftovers, step.stop_timeout, f"leftover {svc}")
+            done.append(f"{svc}: stopped {len(leftovers)} container(s) an interrupted deploy left beside the serving one")
+        if stopped:
+            self.ex.run(dc.remove(stopped, force=True))
+            done.append(f"{svc}: removed {len(stopped)} stopped container(s)")
+        return done
+
+    def _serving(self, svc: str, running: list[Container], succeeded: set[int]) -> list[str]:
+        """The containers to keep: what the proxy routes to, else those of successful releases, else the newest."""
+        step = next(s for s in self.target.rollout if s.service == svc)
+        if self.host.routed(step) and len(running) > 0:
+            assert step.port is not None
+            routes = self.host.proxy_driver().routed(svc) or []
+            by_endpoint = dict(zip(self.host.endpoints([c.id for c in running], step.port), running, strict=True))
+            serving = [by_endpoint[e].id for e in routes if e in by_endpoint]
+            if serving:
+                return serving
+        settled = [c.id for c in running if c.release is None or c.release in succeeded]
+        if not settled:
+            settled = [max(running, key=lambda c: c.release or 0).id]
+        if self.host.routed(step):
+            assert step.port is not None
+            self.host.switch(svc, self.host.endpoints(settled, step.port))  # its route file pointed at nothing running
+        return settled
+
+    # -- the release ------------------------------------------------------------------------------------
 
     def upload(self, files: ReleaseFiles) -> None:
         d = self.layout.release_dir(files.number)
-        self._run(["mkdir", "-p", d, self.layout.proxy_dir], "create release directory")
-        proxy_dir = f"SHIPLINE_PROXY_DIR={self.home()}/{self.layout.proxy_dir}\n".encode()
-        self.ex.put(f"{d}/{ENV_FILE}", files.env + proxy_dir, 0o600)
-        self.ex.put(f"{d}/{COMPOSE_FILE}", files.compose)
-        self.ex.put(f"{d}/{OVERRIDE_FILE}", override_file(files.images).encode())
-        self.ex.put(f"{d}/{RELEASE_FILE}", json.dumps(files.meta, indent=2).encode())
+        self.ex.run(["mkdir", "-p", self.layout.releases_dir, self.layout.proxy_dir, self.layout.data_dir]).check("create directories")
+        self.ex.run(["install", "-d", "-m", "0700", d]).check("create the release directory")  # the env file holds secrets
+        for name, blob in files.files.items():
+            self.ex.put(f"{d}/{name}", blob.data, blob.mode)
 
-    def copy_release(self, source: int, number: int) -> None:
-        """A rollback reuses an earlier release's files as they were deployed."""
+    def copy_release(self, source: int, number: int, own: dict[str, FileBlob]) -> None:
+        """A rollback reuses an earlier release's files as they were deployed, under its own number."""
         src, dst = self.layout.release_dir(source), self.layout.release_dir(number)
-        if not self.ex.run(["test", "-f", f"{src}/{COMPOSE_FILE}"]).ok:
-            raise DeployFailed(f"{self.ex.name}: release {source}'s files are no longer on the host (pruned); "
+        if not self.has_release(source):
+            raise DeployFailed(f"{self.name}: release {source}'s files are no longer on the host (pruned); "
                                "deploy its commit again with `shipline deploy --ref SHA` instead.")
-        self._run(["cp", "-a", src, dst], "copy release files")
+        self.ex.run(["cp", "-a", src, dst]).check("copy release files")
+        for name, blob in own.items():
+            self.ex.put(f"{dst}/{name}", blob.data, blob.mode)
 
-    def deploy(self, files: ReleaseFiles, previous: int | None, settings: DeploySettings,
-               *, copy_from: int | None = None) -> None:
-        """Deploy and, if any service fails, put every touched service back on `previous`."""
-        holder = f"{files.meta.get('actor', 'unknown')} (release {files.number})"
-        lock.acquire(self.ex, self.layout, holder=holder, commit=str(files.meta.get("short_sha", "")),
-                     ttl=settings.lock_ttl, wait=settings.lock_wait,
-                     on_wait=lambda info: self.report.info(f"{self.ex.name}: waiting for the deploy lock, {info.describe()}"))
-        try:
-            if copy_from is not None:
-                self.copy_release(copy_from, files.number)
-            else:
-                self.upload(files)
-            if settings.registry_login:
-                argv, password = settings.registry_login
-                self._run(argv, "registry login", stdin=password.reveal().encode())
-            for ref in files.images.values():
-                self._run(dc.pull(ref), f"pull {ref}")
-            self.rollout(files.number, previous)
-            self.ex.put(self.layout.current_file, f"{files.number}\n".encode())
-        finally:
-            lock.release(self.ex, self.layout)
-        self.prune(settings)
+    def has_release(self, number: int) -> bool:
+        return self.ex.run(["test", "-f", f"{self.layout.release_dir(number)}/{COMPOSE_FILE}"]).ok
 
-    def rollout(self, number: int, previous: int | None) -> None:
-        base = self.compose_base(number)
-        done: list[Applied] = []
+    def pull(self, images: dict[str, str], login: tuple[tuple[str, ...], Secret] | None) -> dict[str, str]:
+        """Pull every image; return the digest each tag had when pulled (what the host will run)."""
+        if login:
+            argv, password = login
+            self.host.run(argv, "registry login", stdin=password.reveal().encode())
+        for ref in images.values():
+            self.check_lock()
+            self.host.run(dc.pull(ref), f"pull {ref}")
+        if not images:
+            return {}
+        self.report.info(f"{self.name}: pulled {len(images)} image(s)")
+        lines = self.ex.query(dc.repo_digests(list(images.values())), "read image digests").splitlines()
+        digests = {}
+        for (svc, ref), line in zip(images.items(), lines, strict=False):
+            try:
+                found = [d for d in json.loads(line) if d.split("@")[0] == ref.rsplit(":", 1)[0]]
+            except (ValueError, AttributeError):
+                found = []
+            if found:
+                digests[svc] = found[0].split("@", 1)[1]
+        return digests
+
+    def roll_out(self, number: int, previous: int | None) -> None:
+        """Migrate, then every service in order; on any failure undo what was touched and raise DeployFailed."""
+        base = self.host.compose_base(number)
+        self.applied = []
         try:
             for step in self.target.rollout:
+                self.check_lock()
                 if step.migrate_before:
-                    self.report.info(f"{self.ex.name}: release phase: migrate with the new {step.service} image")
-                    self._run([*base, *step.migrate_before], "migration")
-                self.apply(step, base, done)
-        except (ShiplineError, KeyboardInterrupt) as exc:
-            why = exc.message if isinstance(exc, ShiplineError) else "interrupted"
-            if done:
-                self.report.warn(f"{self.ex.name}: {why}; undoing {', '.join(a.step.service for a in done)}")
-                self.undo(done, previous)
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            back = f" Release {previous} is serving." if previous is not None and done else ""
-            raise DeployFailed(f"{self.ex.name}: {why}.{back}") from None
-        self.retire(done)
+                    self.report.info(f"{self.name}: release phase: migrate with the new {step.service} image")
+                    self.host.run([*base, *step.migrate_before], "migration")
+                    self.report.info(f"{self.name}: migrations done")
+                applied = Applied(step, old=self.host.containers(step.service))
+                self.applied.append(applied)  # from here on, an undo knows what this service had
+                for_step(step).roll_out(self.host, number, applied)
+        except BaseException as exc:
+            self.fail(exc, previous)
 
-    def apply(self, step: ServiceRollout, base: list[str], done: list[Applied]) -> None:
-        svc = step.service
-        applied = Applied(step, old=self.containers(svc))
-        done.append(applied)  # from here on, an undo knows what this service had
-        if applied.side_by_side:
-            self.report.info(f"{self.ex.name}: {svc}: starting the new container next to the old one")
-            self._run(dc.compose_up(base, svc, replicas_beside=len(applied.old)), f"start new {svc}")
-            applied.new = [c for c in self.containers(svc, all_states=True) if c not in applied.old]
-        else:
-            self._run(dc.compose_up(base, svc), f"start {svc}")
-            applied.new = self.containers(svc, all_states=True)
-        waited = health.wait_healthy(self.ex, applied.new, svc, step.health_timeout)
-        self.report.info(f"{self.ex.name}: {svc} healthy after {waited:.1f}s")
-        if step.port is not None and self.proxy is not None:
-            if applied.side_by_side:
-                applied.old_endpoints = self.endpoints(applied.old, step.port)
-            new_endpoints = self.endpoints(applied.new, step.port)
-            start = time.monotonic()
-            applied.switched = True  # before: a switch cut short may have reached the proxy, so undo switches back
-            self.proxy_driver().switch(svc, new_endpoints)
-            self.report.info(f"{self.ex.name}: {svc}: proxy switched to {', '.join(new_endpoints)} and confirmed "
-                             f"in {time.monotonic() - start:.2f}s")
+    def fail(self, exc: BaseException, previous: int | None) -> None:
+        """Undo every touched service (reconnecting first if the connection dropped) and raise the right error."""
+        why = describe(exc)
+        reconnected = True
+        if isinstance(exc, ConnectionLost):
+            reconnected = self.recover()
+        restored = False
+        if reconnected and self.applied:
+            self.report.warn(f"{self.name}: {why}; undoing {', '.join(a.step.service for a in self.applied)}")
+            restored = self.undo(previous)
+        if isinstance(exc, KeyboardInterrupt):
+            raise exc
+        if not reconnected:
+            raise ConnectionLost(
+                f"{self.name}: {why}, and it stayed unreachable ({len(RECONNECT_DELAYS)} attempts over "
+                f"{sum(RECONNECT_DELAYS):g}s). Nothing that served traffic was stopped; the next `shipline deploy` "
+                "repairs what this one left on the host.") from None
+        back = f" Release {previous} is serving." if previous is not None and restored else ""
+        raise DeployFailed(f"{self.name}: {why}.{back}") from None
 
-    def retire(self, done: list[Applied]) -> None:
-        """Drain, then stop gracefully, the containers the new ones replaced."""
-        retiring = [a for a in done if a.side_by_side]
-        if not retiring:
-            return
-        drain = max(a.step.drain for a in retiring)
-        names = ", ".join(a.step.service for a in retiring)
-        if drain:
-            self.report.info(f"{self.ex.name}: draining old {names} for {drain:g}s")
-            self._sleep(drain)
-        # One `docker stop` per stop timeout: the engine stops the containers it is given in parallel.
-        for timeout in sorted({a.step.stop_timeout for a in retiring}):
-            old = [c for a in retiring if a.step.stop_timeout == timeout for c in a.old]
-            self._quiet(dc.stop(old, timeout), f"stop old {names}")
-        self._quiet(dc.remove([c for a in retiring for c in a.old]), f"remove old {names}")
-        self.report.info(f"{self.ex.name}: old {names} stopped")
-
-    def undo(self, done: list[Applied], previous: int | None) -> None:
-        """Every touched service back as it was: switch back and drop new containers, or restore `previous`."""
-        for a in reversed(done):
-            svc = a.step.service
+    def recover(self) -> bool:
+        """Reconnect with bounded backoff and take the lock again (the old connection's holder died with it)."""
+        self.held = None
+        for delay in RECONNECT_DELAYS:
+            self._sleep(delay)
             try:
-                if a.side_by_side:
-                    if a.switched:
-                        self.proxy_driver().switch(svc, a.old_endpoints)
-                        self.report.info(f"{self.ex.name}: {svc}: proxy switched back to the old container")
-                    if a.new:
-                        self.ex.run(dc.remove(a.new, force=True))
-                elif set(a.new) == set(a.old):
-                    continue  # Compose left it alone (unchanged definition): nothing to restore
-                elif previous is not None:
-                    base = self.compose_base(previous)
-                    self._run(dc.compose_up(base, svc), f"restore {svc}")
-                    ids = self.containers(svc, all_states=True)
-                    health.wait_healthy(self.ex, ids, svc, a.step.health_timeout)
-                    if a.step.port is not None and self.proxy is not None:
-                        self.proxy_driver().switch(svc, self.endpoints(ids, a.step.port))
+                self.ex.reconnect()
+                self.lock("shipline (recovering a dropped connection)", "undo", wait=20)
             except ShiplineError as exc:
-                self.report.error(f"{self.ex.name}: could not restore {svc}: {exc.message}")
-        if previous is not None:
-            self.report.info(f"{self.ex.name}: release {previous} serving again")
+                self.report.warn(f"{self.name}: reconnecting failed: {exc.message}")
+                continue
+            self.report.info(f"{self.name}: reconnected")
+            return True
+        return False
 
-    def prune(self, settings: DeploySettings) -> None:
-        """Remove images and release files older than the kept releases; a running image is never removed."""
-        listing = self.ex.run(["ls", "-1", self.layout.releases_dir])
-        for name in listing.output.split() if listing.ok else []:
-            if name.isdigit() and int(name) not in settings.keep:
-                self.ex.run(["rm", "-rf", self.layout.release_dir(int(name))])
-        repos = {ref.rsplit(":", 1)[0] for ref in settings.keep_images}
+    def undo(self, previous: int | None) -> bool:
+        """Every touched service back as it was; True when all of them are. Signals wait until it is done."""
+        ok = True
+        with shielded():
+            for a in reversed(self.applied):
+                try:
+                    for_step(a.step).undo(self.host, a, previous)
+                except Exception as exc:  # one service failing to restore must not stop the others
+                    ok = False
+                    self.report.error(f"{self.name}: could not restore {a.step.service}: {describe(exc)}")
+        if ok and previous is not None:
+            self.report.info(f"{self.name}: release {previous} serving again")
+        return ok
+
+    def retire(self) -> None:
+        self.check_lock()
+        for strategy in {id(s): s for s in (for_step(a.step) for a in self.applied)}.values():
+            strategy.retire(self.host, [a for a in self.applied if for_step(a.step) is strategy])
+
+    def prune(self, numbers: set[int], images: set[str]) -> None:
+        """Remove release files and images that no kept release uses; what runs is never removed."""
+        for n in self.release_numbers():
+            if n not in numbers:
+                self.ex.run(["rm", "-rf", self.layout.release_dir(n)])
+        repos = {ref.rsplit(":", 1)[0] for ref in images}
         stale: list[str] = []
         for repo in sorted(repos):
-            res = self.ex.run(dc.image_tags(repo))
-            # `<none>`: an image whose tag moved on (a rebuild of the same commit); Docker prunes those itself.
-            stale += [ref for ref in res.output.split()
-                      if res.ok and ref not in settings.keep_images and not ref.endswith(":<none>")]
+            for line in self.ex.query(dc.image_tags(repo), f"list {repo} images").splitlines():
+                ref, _, image_id = line.partition(" ")
+                if ref.endswith(":<none>"):
+                    stale.append(image_id)  # what a tag pointed to before it moved: nothing can roll back to it
+                elif ref not in images:
+                    stale.append(ref)
         if stale:
-            res = self.ex.run(dc.remove_images(stale))
-            removed = sum(1 for line in res.output.splitlines() if line.startswith("Untagged:"))
-            self.report.info(f"{self.ex.name}: pruned {removed} old image tag(s): {shlex.join(stale)}")
+            res = self.ex.run(dc.remove_images(stale))  # an image a container still uses is refused, and kept
+            removed = sum(1 for line in res.output.splitlines() if line.startswith(("Untagged:", "Deleted:")))
+            self.report.info(f"{self.name}: pruned {removed} old image(s): {shlex.join(stale)}")
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, ShiplineError):
+        return exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return f"interrupted by {exc.args[0]}" if exc.args else "interrupted"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@contextmanager
+def locked(deployers: list[HostDeployer], holder: str, commit: str) -> Iterator[None]:
+    """Every host's lock, taken in a fixed order (two fleets' deploys cannot deadlock), released whatever happens."""
+    try:
+        for d in sorted(deployers, key=lambda d: d.name):
+            d.lock(holder, commit)
+        yield
+    finally:
+        for d in deployers:
+            with suppress(Exception):  # a dropped connection has released it already
+                d.unlock()

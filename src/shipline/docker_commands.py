@@ -75,16 +75,21 @@ def run(
     return [*argv, image, *command]
 
 
-def compose(project: str, files: Sequence[str], env_file: str, *args: str) -> list[str]:
-    """`docker compose` bound to one project, its files and its env file."""
-    argv = ["docker", "compose", "--project-name", project]
+def compose(project: str, files: Sequence[str], env_file: str, project_directory: str) -> list[str]:
+    """`docker compose` bound to one project, its files, its env file and its directory.
+
+    The project directory is where relative paths in the Compose file point. It stays the same for every
+    release, so a relative bind mount (`./pgdata:/var/lib/postgresql/data`) keeps its data across releases.
+    """
+    argv = ["docker", "compose", "--project-name", project, "--project-directory", project_directory]
     for f in files:
         argv += ["--file", f]
-    return [*argv, "--env-file", env_file, *args]
+    return [*argv, "--env-file", env_file]
 
 
 def image_tags(repository: str) -> list[str]:
-    return ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository]
+    """`repo:tag id` per image of a repository; a tag that moved on (a rebuild) leaves `repo:<none> id` behind."""
+    return ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", repository]
 
 
 def remove_images(refs: Sequence[str]) -> list[str]:
@@ -124,6 +129,24 @@ def service_containers(project: str, service: str, *, all_states: bool = False) 
     argv = ["docker", "ps", "--quiet", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}",
             "--filter", f"label=com.docker.compose.service={service}", "--filter", "label=com.docker.compose.oneoff=False"]
     return argv + (["--all"] if all_states else ["--filter", "status=running"])
+
+
+def labelled_containers(project: str, service: str, label: str) -> list[str]:
+    """Every container of a Compose service, one line each: id, state and the value of `label`."""
+    return ["docker", "ps", "--all", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}",
+            "--filter", f"label=com.docker.compose.service={service}", "--filter", "label=com.docker.compose.oneoff=False",
+            "--format", f'{{{{.ID}}}} {{{{.State}}}} {{{{.Label "{label}"}}}}']
+
+
+def stopped_oneoffs(project: str) -> list[str]:
+    """One-off containers (`compose run`) of a project that are no longer running: left by a killed migration."""
+    return ["docker", "ps", "--all", "--quiet", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}",
+            "--filter", "label=com.docker.compose.oneoff=True", "--filter", "status=exited", "--filter", "status=created"]
+
+
+def repo_digests(refs: Sequence[str]) -> list[str]:
+    """One line per image: its repository digests as JSON (what a tag pointed to when the host pulled it)."""
+    return ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", *refs]
 
 
 def remove_container(name: str) -> list[str]:

@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     HOST_KEY = 6
     LOCKED = 7
     NOT_FOUND = 8
+    HOST_UNREACHABLE = 9
 
 
 class ShiplineError(Exception):
@@ -72,3 +73,9 @@ class NotFound(ShiplineError):
     """A release, ref or file the user named does not exist."""
 
     exit_code = ExitCode.NOT_FOUND
+
+
+class ConnectionLost(ShiplineError):
+    """The SSH connection to a host dropped (or cannot be made again) while shipline needed it."""
+
+    exit_code = ExitCode.HOST_UNREACHABLE

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import DeployFailed
+from .errors import DeployFailed, StepFailed
 from .executors.base import Executor
 
 # `.State` plus the restart count: a crash loop under a restart policy never shows "exited" for long.
@@ -57,6 +57,16 @@ def container_verdict(info: dict[str, Any]) -> tuple[str, str]:
     return "waiting", f"container {status or 'unknown'}"
 
 
+def verdict_of(ex: Executor, container: str) -> tuple[str, str]:
+    try:
+        data = json.loads(ex.query(inspect_health(container)))
+    except StepFailed:
+        return "failed", "container is gone"
+    except ValueError:
+        return "waiting", "docker inspect printed no JSON"
+    return container_verdict(data) if isinstance(data, dict) else ("waiting", "docker inspect printed no object")
+
+
 def wait_healthy(
     ex: Executor,
     containers: Sequence[str],
@@ -72,10 +82,7 @@ def wait_healthy(
         raise DeployFailed(f"{service}: no container was started")
     start = clock()
     while True:
-        verdicts = []
-        for cid in containers:
-            res = ex.run(inspect_health(cid))
-            verdicts.append(container_verdict(json.loads(res.output)) if res.ok else ("failed", "container is gone"))
+        verdicts = [verdict_of(ex, cid) for cid in containers]
         if all(v == "healthy" for v, _ in verdicts):
             return clock() - start
         failed = [r for v, r in verdicts if v == "failed"]

@@ -8,11 +8,12 @@ COMPOSE_FILE = "docker-compose.yml"
 OVERRIDE_FILE = "shipline.override.yml"
 ENV_FILE = ".env"
 RELEASE_FILE = "release.json"
+RELEASE_LABEL = "dev.shipline.release"  # on containers shipline starts beside others: which release made them
 
 
 @dataclass(frozen=True)
 class HostLayout:
-    """`<base>/<app>/releases/<n>/` holds each release's Compose files and env file; `lock/` is the deploy lock."""
+    """`<base>/<app>/`: the ledger, the lock, `releases/<n>/` (each release's files), `proxy/` and `data/`."""
 
     base: str
     app: str
@@ -26,17 +27,26 @@ class HostLayout:
         return f"{self.app_dir}/releases"
 
     @property
-    def lock_dir(self) -> str:
-        return f"{self.app_dir}/lock"
+    def ledger(self) -> str:
+        return f"{self.app_dir}/ledger.jsonl"
+
+    @property
+    def lock_file(self) -> str:
+        return f"{self.app_dir}/deploy.lock"
+
+    @property
+    def lock_holder(self) -> str:
+        return f"{self.lock_file}.holder"
 
     @property
     def proxy_dir(self) -> str:
-        """Traefik's file-provider directory: stable across releases, so the proxy is never recreated for it."""
+        """The proxy's route files: stable across releases, so the proxy is never recreated for them."""
         return f"{self.app_dir}/proxy"
 
     @property
-    def current_file(self) -> str:
-        return f"{self.app_dir}/current"
+    def data_dir(self) -> str:
+        """Where relative bind mounts that are not files of the commit point: data stays put across releases."""
+        return f"{self.app_dir}/data"
 
     def release_dir(self, number: int) -> str:
         return f"{self.releases_dir}/{number}"

@@ -1,91 +1,99 @@
-"""The pipeline: checkout -> build -> test -> publish -> deploy, each stage timed and recorded.
+"""The pipeline: connect -> lock -> checkout -> build -> test -> publish -> deploy, each stage timed and recorded.
 
-Wires the pure plan to executors; holds no logic of its own beyond order and bookkeeping.
+It reads only the compiled plan. The hosts are the source of truth: under every host's deploy lock the
+release number is allocated from their ledgers, leftovers of interrupted deploys are repaired, and the
+release is recorded on each host when it starts and when it ends.
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import docker_commands as dc
-from . import gitrepo, reuse
-from .config import Host, Project
-from .deployer import DeploySettings, HostDeployer, ReleaseFiles
-from .errors import NotFound, ShiplineError, StepFailed
+from . import gitrepo, ledger, reuse
+from .config import Project
+from .deployer import HostDeployer, describe, locked
+from .errors import ConnectionLost, NotFound, ShiplineError, StepFailed
 from .executors.base import Executor
 from .executors.local import LocalExecutor
-from .history import FAILED, SUCCEEDED, History, Release
-from .plan import BuildStep, Plan, Trigger, compile_plan, env_file
+from .ledger import Record
+from .plan import BuildStep, DeployPlan, HostTarget, Plan, Trigger, compile_plan, deploy_plan
 from .registry import Registry
+from .release_files import own_files, render
 from .reporter import Reporter
 from .secrets import Masker, Secret, resolve_secrets
 
-Connect = Callable[[int, Host], Executor]
+Connect = Callable[[int, HostTarget], Executor]
 
 
 @dataclass
 class Context:
     """Everything a pipeline run needs from the outside world, passed explicitly (no globals)."""
 
-    project: Project
     env: Mapping[str, str]
     report: Reporter
-    history: History
     connect: Connect
     masker: Masker = field(default_factory=Masker)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    sleep: Callable[[float], None] = time.sleep  # tests replace the waits (drain, reconnect backoff)
 
     @property
     def local(self) -> LocalExecutor:
         return LocalExecutor(self.masker)
 
 
-def make_trigger(ctx: Context, ref: str | None, source: str = "cli", actor: str | None = None) -> Trigger:
-    repo = ctx.project.repo_root
-    ref = ref or gitrepo.default_ref(repo, ctx.project.config.branch)
+def make_trigger(project: Project, ref: str | None, source: str = "cli", actor: str | None = None) -> Trigger:
+    repo = project.repo_root
+    ref = ref or gitrepo.default_ref(repo, project.config.branch)
     sha = gitrepo.resolve(repo, ref)
-    short = gitrepo.short_sha(repo, sha, ctx.project.config.sha_length)
+    short = gitrepo.short_sha(repo, sha, project.config.sha_length)
     return Trigger(ref=ref, sha=sha, short_sha=short, source=source, actor=actor or gitrepo.actor(),
                    source_url=gitrepo.source_url(repo))
 
 
-def load_secrets(ctx: Context, names: list[str] | None = None) -> dict[str, Secret]:
-    """The named secrets (default: the app's and the registry password), each added to the masker."""
-    cfg = ctx.project.config
-    if names is None:
-        names = list(cfg.secrets) + ([cfg.registry.password_secret] if cfg.registry.password_secret else [])
-    secrets = resolve_secrets(names, ctx.env, ctx.project.root / cfg.secrets_file)
+def load_secrets(ctx: Context, plan: DeployPlan, names: tuple[str, ...] | None = None) -> dict[str, Secret]:
+    """The named secrets (default: every one the plan needs), each added to the masker."""
+    secrets = resolve_secrets(plan.secret_names if names is None else names, ctx.env, Path(plan.secrets_file))
     for s in secrets.values():
         ctx.masker.add(s)
     return secrets
 
 
-def checkout(ctx: Context, trigger: Trigger) -> Path:
-    workspace = Path(tempfile.mkdtemp(prefix=f"shipline-{ctx.project.config.app}-{trigger.short_sha}-"))
-    gitrepo.export(ctx.project.repo_root, trigger.sha, workspace)
-    ctx.report.info(f"{trigger.sha} exported to {workspace}")
-    return workspace
+def open_registry(plan: DeployPlan, secrets: Mapping[str, Secret]) -> Registry:
+    reg = plan.registry
+    return Registry(reg.url.split("/")[0], reg.username, secrets.get(reg.password_secret or ""))
 
 
-def registry_for(ctx: Context, secrets: Mapping[str, Secret]) -> Registry:
-    secret = ctx.project.config.registry.password_secret
-    return reuse.open_registry(ctx.project, secrets.get(secret) if secret else None)
-
-
-def choose_images(ctx: Context, trigger: Trigger, created: datetime, registry: Registry, *,
-                  rebuild: bool = False, build_cache: str | None = None) -> tuple[Plan, str]:
-    """The plan with each image reused or built (`reuse.decide`), and the platform images are built for."""
-    platform = reuse.engine_platform(ctx.local)
-    sources = reuse.decide(ctx.project, trigger, registry, platform, rebuild=rebuild)
-    return compile_plan(ctx.project, trigger, created, sources, build_cache), platform
+def compile_for(ctx: Context, project: Project, trigger: Trigger, *, rebuild: bool = False,
+                build_cache: str | None = None) -> Plan:
+    """The plan for a commit with each image reused or built (`reuse.decide`): asks the engine its platform and
+    the registry (HEAD requests) which build inputs it has; changes nothing. Without an engine or a registry
+    that answers, every image is built and the plan says why."""
+    dplan = deploy_plan(project)
+    password: dict[str, Secret] = {}
+    if dplan.registry.password_secret:
+        try:
+            password = load_secrets(ctx, dplan, (dplan.registry.password_secret,))
+        except ShiplineError:
+            password = {}  # a plan needs no secret: ask the registry anonymously
+    try:
+        platform = reuse.engine_platform(ctx.local)
+        with open_registry(dplan, password) as registry:
+            sources = reuse.decide(project, trigger, registry, platform, rebuild=rebuild)
+        return replace(compile_plan(project, trigger, ctx.now(), sources, build_cache), platform=platform)
+    except ShiplineError as exc:
+        plan = compile_plan(project, trigger, ctx.now(), build_cache=build_cache)
+        return replace(plan, notes=(*plan.notes, f"every image is built: {exc.message}"))
 
 
 def report_sources(ctx: Context, plan: Plan, only: set[str] | None = None) -> None:
@@ -94,22 +102,11 @@ def report_sources(ctx: Context, plan: Plan, only: set[str] | None = None) -> No
             ctx.report.info(f"{src.service}: {'not rebuilt, reused' if src.reuse else 'build'}: {src.reason}")
 
 
-def preview(ctx: Context, trigger: Trigger, *, rebuild: bool = False, build_cache: str | None = None) -> Plan:
-    """What `deploy` would do, for `shipline plan`: reads git, asks the engine its platform and the registry
-    (HEAD requests) which images it has; changes nothing. Without an engine or registry, every image is built."""
-    cfg = ctx.project.config
-    password = None
-    if cfg.registry.password_secret:
-        try:
-            password = load_secrets(ctx, [cfg.registry.password_secret])[cfg.registry.password_secret]
-        except ShiplineError:
-            password = None  # a plan needs no secret: try the registry anonymously
-    try:
-        with reuse.open_registry(ctx.project, password) as registry:
-            return choose_images(ctx, trigger, ctx.now(), registry, rebuild=rebuild, build_cache=build_cache)[0]
-    except ShiplineError as exc:
-        plan = compile_plan(ctx.project, trigger, ctx.now(), build_cache=build_cache)
-        return replace(plan, notes=(*plan.notes, f"every image is built: {exc.message}"))
+def checkout(ctx: Context, plan: Plan) -> Path:
+    workspace = Path(tempfile.mkdtemp(prefix=f"shipline-{plan.app}-{plan.trigger.short_sha}-"))
+    gitrepo.export(Path(plan.source.repo), plan.trigger.sha, workspace)
+    ctx.report.info(f"{plan.trigger.sha} exported to {workspace}")
+    return workspace
 
 
 def build_images(ctx: Context, plan: Plan, workspace: Path, only: set[str] | None = None) -> None:
@@ -153,186 +150,237 @@ def run_tests(ctx: Context, plan: Plan, workspace: Path, only: set[str] | None =
                 f"Last lines:\n{res.tail()}", res.returncode, res.output)
 
 
-def publish(ctx: Context, plan: Plan, secrets: Mapping[str, Secret], only: set[str] | None = None) -> dict[str, str]:
-    """Push the built images; returns service -> the pushed manifest's digest (what this run tested)."""
+def registry_login(plan: DeployPlan, secrets: Mapping[str, Secret]) -> tuple[tuple[str, ...], Secret] | None:
+    reg = plan.registry
+    return (reg.login, secrets[reg.password_secret]) if reg.login and reg.password_secret else None
+
+
+def publish(ctx: Context, plan: Plan, secrets: Mapping[str, Secret], only: set[str] | None = None) -> None:
+    """Push the built images, then tag them in the registry: reused ones with this commit's tag, built ones with
+    their inputs tag (by the digest this run pushed, which is what it tested)."""
     local = ctx.local
-    cfg = ctx.project.config
-    if plan.registry_login and cfg.registry.password_secret:
-        password = secrets[cfg.registry.password_secret]
-        local.run(plan.registry_login, stdin=password.reveal().encode(), on_line=ctx.report.sink("login")).check("registry login")
+    login = registry_login(plan.deploy, secrets)
+    if login:
+        argv, password = login
+        local.run(argv, stdin=password.reveal().encode(), on_line=ctx.report.sink("login")).check("registry login")
     service = {ref: svc for svc, ref in plan.images.items()}
     pushes = [p for p in plan.pushes if only is None or service[p[-1]] in only]
     with ThreadPoolExecutor(max_workers=max(1, len(pushes))) as pool:
         results = list(pool.map(lambda argv: local.run(argv, on_line=ctx.report.sink("push")), pushes))
     for res in results:
         res.check()
-    return {service[r.argv[-1]]: d for r in results if (d := reuse.pushed_digest(r.output))}
+    pushed = {service[r.argv[-1]]: d for r in results if (d := reuse.pushed_digest(r.output))}
+    with open_registry(plan.deploy, secrets) as registry:
+        reuse.tag_images(registry, plan, ctx.report, plan.platform, pushed, only)
 
 
-def kept_releases(history: History, files: ReleaseFiles, keep: int) -> tuple[list[int], set[str]]:
-    """This release plus the newest successful ones before it, up to `keep` in all, and their images."""
-    earlier = [r for r in history.succeeded(keep) if r.number != files.number][: keep - 1]
-    images = set(files.images.values()).union(*(r.images.values() for r in earlier))
-    return [files.number, *(r.number for r in earlier)], images
+def holder() -> str:
+    """Who holds a lock, as a person reading `lock status` on the host wants to know it."""
+    return f"{gitrepo.actor()} on {socket.gethostname()}"
 
 
-def connect_all(ctx: Context) -> list[Executor]:
-    """Reach every host (and check its pinned key) before building anything: a wrong key costs no build."""
+@contextmanager
+def connected(ctx: Context, plan: DeployPlan) -> Iterator[list[HostDeployer]]:
+    """Every host connected (and its key checked) first: a wrong key costs no build. Closed however it ends."""
     executors: list[Executor] = []
     try:
-        for index, host in enumerate(ctx.project.config.hosts):
-            executors.append(ctx.connect(index, host))
-    except BaseException:
-        close_all(executors)
-        raise
-    return executors
-
-
-def close_all(executors: list[Executor]) -> None:
-    for ex in executors:
-        ex.close()
-
-
-def deploy_hosts(ctx: Context, plan: Plan, executors: list[Executor], files: ReleaseFiles, previous: int | None,
-                 secrets: Mapping[str, Secret], copy_from: int | None = None) -> None:
-    cfg = ctx.project.config
-    kept, images = kept_releases(ctx.history, files, cfg.deploy.keep_releases)
-    login = None
-    if plan.registry_login and cfg.registry.password_secret:
-        login = (plan.registry_login, secrets[cfg.registry.password_secret])
-    settings = DeploySettings(cfg.deploy.lock_ttl, cfg.deploy.lock_wait, kept, images, login)
-    for ex, target in zip(executors, plan.deploys, strict=True):
-        HostDeployer(ex, target, cfg.app, ctx.report, cfg.proxy).deploy(files, previous, settings, copy_from=copy_from)
+        with ctx.report.stage("connect", ", ".join(t.host.address for t in plan.targets)):
+            for index, target in enumerate(plan.targets):
+                executors.append(ctx.connect(index, target))
+        yield [HostDeployer(ex, t, plan, ctx.report, sleep=ctx.sleep) for ex, t in zip(executors, plan.targets, strict=False)]
+    finally:
+        for ex in executors:
+            ex.close()
 
 
 @contextmanager
-def recorded(ctx: Context, number: int) -> Iterator[None]:
-    """Whatever happens inside, the release's record ends consistent: succeeded, failed with why, or interrupted."""
+def locked_hosts(ctx: Context, plan: DeployPlan, commit: str) -> Iterator[list[HostDeployer]]:
+    """Every host connected, locked (timed as the `lock` stage) and its ledger read; unlocked and closed at the end."""
+    with connected(ctx, plan) as hosts, ExitStack() as stack:
+        with ctx.report.stage("lock", "every host's deploy lock and ledger"):
+            stack.enter_context(locked(hosts, holder(), commit))
+            for h in hosts:
+                h.read_ledger()
+        yield hosts
+
+
+def begin(ctx: Context, hosts: list[HostDeployer], start: Callable[[int], Record]) -> Record:
+    """Under every host's lock: allocate the number from the ledgers, heal, record the release as running."""
+    taken = [*(h.ledger for h in hosts)]
+    number = max(ledger.next_number(taken), 1 + max((n for h in hosts for n in h.release_numbers()), default=0))
+    for h in hosts:
+        h.heal(number)
+    record = start(number)
+    for h in hosts:
+        h.record(record)
+    return record
+
+
+@contextmanager
+def recorded(ctx: Context, hosts: list[HostDeployer], record: Record) -> Iterator[set[str]]:
+    """Whatever happens inside, each host's record ends consistent: succeeded, failed with why, or interrupted.
+
+    The body adds the hosts that went live to the yielded set: with several hosts a failure on one leaves
+    the others' records true to what they serve.
+    """
+    live: set[str] = set()
+
+    def finish(status: str, reason: str = "") -> None:
+        for h in hosts:
+            own = ledger.SUCCEEDED if h.name in live else status
+            try:
+                h.record((h.pending or record).finished(own, ctx.report.durations, "" if own == ledger.SUCCEEDED else reason))
+            except ShiplineError as exc:
+                ctx.report.warn(f"{h.name}: could not record the release's end ({exc.message}); the next deploy will")
+
     try:
-        yield
+        yield live
+    except KeyboardInterrupt as exc:
+        finish(ledger.INTERRUPTED, describe(exc))
+        raise
+    except ConnectionLost as exc:
+        finish(ledger.FAILED, exc.message)
+        raise
     except ShiplineError as exc:
-        ctx.history.finish(number, FAILED, ctx.report.durations, exc.message)
+        finish(ledger.FAILED, exc.message)
         raise
-    except KeyboardInterrupt:
-        ctx.history.finish(number, FAILED, ctx.report.durations, "interrupted")
+    except Exception as exc:
+        finish(ledger.FAILED, describe(exc))
         raise
-    ctx.history.finish(number, SUCCEEDED, ctx.report.durations)
+    finish(ledger.SUCCEEDED)
 
 
-@contextmanager
-def connected(ctx: Context) -> Iterator[list[Executor]]:
-    """Every host connected (and its key checked) first; connections closed however the run ends."""
-    with ctx.report.stage("connect", ", ".join(h.address for h in ctx.project.config.hosts)):
-        executors = connect_all(ctx)
-    try:
-        yield executors
-    finally:
-        close_all(executors)
+def prune(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan) -> None:
+    """Still under the locks: keep the newest successful releases (whoever made them), their files and images."""
+    for h in hosts:
+        kept = ledger.kept(h.ledger, plan.keep_releases)
+        running = {r.number for r in h.ledger if r.status == ledger.RUNNING}
+        images = {ref for r in kept for ref in r.images.values()}
+        try:
+            h.prune({r.number for r in kept} | running, images)
+        except ShiplineError as exc:
+            ctx.report.warn(f"{h.name}: pruning failed ({exc.message}); the next deploy prunes again")
 
 
-def release_files(ctx: Context, plan: Plan, number: int, compose: bytes, secrets: Mapping[str, Secret]) -> ReleaseFiles:
-    cfg = ctx.project.config
-    t = plan.trigger
-    env = env_file(cfg.app, number, plan.images, dict(cfg.env), {k: v.reveal() for k, v in secrets.items()
-                                                                  if k in cfg.secrets})
-    meta: dict[str, object] = {"number": number, "app": cfg.app, "sha": t.sha, "short_sha": t.short_sha, "ref": t.ref,
-                               "images": plan.images, "source": t.source, "actor": t.actor,
-                               "created": ctx.now().isoformat(timespec="seconds")}
-    return ReleaseFiles(number, compose, plan.images, env.encode(), meta)
-
-
-def deploy(ctx: Context, trigger: Trigger, *, build: bool = True, rebuild: bool = False,
-           build_cache: str | None = None) -> int:
+def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
     """The whole pipeline for one commit. Returns the release number; raises on failure (recorded)."""
-    secrets = load_secrets(ctx)
-    cfg = ctx.project.config
-    created = ctx.now()
-    plan = compile_plan(ctx.project, trigger, created)
-    previous = ctx.history.current()
-    number = ctx.history.start(app=cfg.app, sha=trigger.sha, short_sha=trigger.short_sha, ref=trigger.ref,
-                               source=trigger.source, actor=trigger.actor, images=plan.images,
-                               hosts=[h.address for h in cfg.hosts])
-    report = ctx.report
-    report.info(f"release {number}: {cfg.app} at {trigger.short_sha} ({trigger.ref})")
+    secrets = load_secrets(ctx, plan.deploy)
+    report, t, dplan = ctx.report, plan.trigger, plan.deploy
     workspace: Path | None = None
-    try:
-        with recorded(ctx, number), connected(ctx) as executors, registry_for(ctx, secrets) as registry:
-            with report.stage("checkout", trigger.sha):
-                workspace = checkout(ctx, trigger)
-            if build:
-                with report.stage("build", ", ".join(plan.images)):
-                    plan, platform = choose_images(ctx, trigger, created, registry, rebuild=rebuild,
-                                                   build_cache=build_cache)
-                    report_sources(ctx, plan)
-                    build_images(ctx, plan, workspace)
-                with report.stage("test", f"{len(plan.tests)} step(s)"):
-                    run_tests(ctx, plan, workspace)
-                with report.stage("publish", cfg.registry.url):
-                    pushed = publish(ctx, plan, secrets)
-                    reuse.tag_images(registry, plan, report, platform, pushed)
-            compose = (workspace / ctx.project.root_in_repo / cfg.compose).read_bytes()
-            files = release_files(ctx, plan, number, compose, secrets)
-            with report.stage("deploy", ", ".join(h.address for h in cfg.hosts)):
-                deploy_hosts(ctx, plan, executors, files, previous.number if previous else None, secrets)
-    finally:
-        if workspace:
-            shutil.rmtree(workspace, ignore_errors=True)
-    report.info(f"release {number} ({trigger.short_sha}) is live; stages: "
+    with locked_hosts(ctx, dplan, t.short_sha) as hosts:
+        record = begin(ctx, hosts, lambda n: Record(
+            number=n, app=plan.app, sha=t.sha, short_sha=t.short_sha, ref=t.ref, source=t.source, actor=t.actor,
+            status=ledger.RUNNING, started_at=ledger.now(), images=dict(plan.images),
+            hosts=[h.target.host.address for h in hosts]))
+        number = record.number
+        report.info(f"release {number}: {plan.app} at {t.short_sha} ({t.ref})")
+        try:
+            with recorded(ctx, hosts, record) as live:
+                with report.stage("checkout", t.sha):
+                    workspace = checkout(ctx, plan)
+                if build:
+                    with report.stage("build", ", ".join(plan.images)):
+                        report_sources(ctx, plan)
+                        build_images(ctx, plan, workspace)
+                    with report.stage("test", f"{len(plan.tests)} step(s)"):
+                        run_tests(ctx, plan, workspace)
+                    with report.stage("publish", dplan.registry.url):
+                        publish(ctx, plan, secrets)
+                compose = (workspace / plan.source.compose).read_bytes()
+                env_secrets = {k: v.reveal() for k, v in secrets.items() if k in dplan.secrets}
+                meta = {"app": plan.app, "sha": t.sha, "short_sha": t.short_sha, "ref": t.ref, "source": t.source,
+                        "actor": t.actor, "created": ctx.now().isoformat(timespec="seconds")}
+                with report.stage("deploy", ", ".join(h.name for h in hosts)):
+                    for h in hosts:
+                        files = render(dplan, h.target, number, plan.images, compose, env_secrets, meta, h.host.home())
+                        h.upload(files)
+                        go_live(h, record, files.digests(), plan.images, secrets)
+                        live.add(h.name)
+            prune(ctx, hosts, dplan)
+        finally:
+            if workspace:
+                shutil.rmtree(workspace, ignore_errors=True)
+    report.info(f"release {number} ({t.short_sha}) is live; stages: "
                 + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
     return number
 
 
-def publish_only(ctx: Context, trigger: Trigger, only: set[str] | None, *, rebuild: bool = False,
-                 build_cache: str | None = None) -> None:
+def go_live(h: HostDeployer, record: Record, files: dict[str, str], images: dict[str, str],
+            secrets: Mapping[str, Secret]) -> None:
+    """Pull, migrate, roll out in order, retire: one host's switch to the release."""
+    digests = h.pull(images, registry_login(h.plan, secrets))
+    h.pending = replace(record, digests=digests, files=files)
+    live = h.live()
+    h.roll_out(record.number, live.number if live else None)
+    try:
+        h.retire()
+    except ShiplineError as exc:  # every service is switched: the release is live whatever happens to the old ones
+        h.report.warn(f"{h.name}: release {record.number} is live, but stopping the old containers failed "
+                      f"({exc.message}); the next deploy stops them")
+        if isinstance(exc, ConnectionLost):
+            h.recover()  # so that the release's end can be recorded
+
+
+def publish_only(ctx: Context, plan: Plan, only: set[str] | None) -> None:
     """Build, test and push without deploying (the build jobs of a CI workflow)."""
-    secrets = load_secrets(ctx)
+    secrets = load_secrets(ctx, plan.deploy)
     workspace = None
     try:
-        with registry_for(ctx, secrets) as registry:
-            with ctx.report.stage("checkout", trigger.sha):
-                workspace = checkout(ctx, trigger)
-            with ctx.report.stage("build", ", ".join(sorted(only or ctx.project.config.build))):
-                plan, platform = choose_images(ctx, trigger, ctx.now(), registry, rebuild=rebuild,
-                                               build_cache=build_cache)
-                report_sources(ctx, plan, only)
-                build_images(ctx, plan, workspace, only)
-            with ctx.report.stage("test"):
-                run_tests(ctx, plan, workspace, only)
-            with ctx.report.stage("publish", ctx.project.config.registry.url):
-                pushed = publish(ctx, plan, secrets, only)
-                reuse.tag_images(registry, plan, ctx.report, platform, pushed, only)
+        with ctx.report.stage("checkout", plan.trigger.sha):
+            workspace = checkout(ctx, plan)
+        with ctx.report.stage("build", ", ".join(sorted(only or plan.images))):
+            report_sources(ctx, plan, only)
+            build_images(ctx, plan, workspace, only)
+        with ctx.report.stage("test"):
+            run_tests(ctx, plan, workspace, only)
+        with ctx.report.stage("publish", plan.deploy.registry.url):
+            publish(ctx, plan, secrets, only)
     finally:
         if workspace:
             shutil.rmtree(workspace, ignore_errors=True)
 
 
-def rollback(ctx: Context, target: int | None) -> int:
-    """Redeploy an earlier successful release's files and images; recorded as a new release."""
-    secrets = load_secrets(ctx)
-    cfg = ctx.project.config
-    good = ctx.history.succeeded()
+def choose_rollback(history: list[ledger.Merged], target: int | None) -> ledger.Merged:
+    """The release to go back to: the one named, or the newest successful one before the live one (another commit)."""
+    good = [m for m in history if m.status == ledger.SUCCEEDED]
     if not good:
-        raise NotFound("there is no successful release to roll back from; deploy first.")
-    current = good[0]
-    chosen: Release | None
+        raise NotFound("there is no successful release to roll back to; deploy first.")
     if target is None:
-        chosen = next((r for r in good[1:] if r.sha != current.sha), None)
+        chosen = next((m for m in good[1:] if m.record.sha != good[0].record.sha), None)
         if chosen is None:
-            raise NotFound(f"release {current.number} is the only successful release; there is nothing to roll back to.")
-    else:
-        chosen = ctx.history.get(target)
-        if chosen is None or chosen.status != SUCCEEDED:
-            raise NotFound(f"release {target} {'does not exist' if chosen is None else 'did not succeed'}; "
-                           "`shipline releases` lists the ones you can roll back to.")
-    trigger = Trigger(ref=chosen.ref, sha=chosen.sha, short_sha=chosen.short_sha, source=f"rollback to {chosen.number}",
-                      actor=gitrepo.actor())
-    plan = compile_plan(ctx.project, trigger, ctx.now())
-    plan = Plan(plan.app, trigger, dict(chosen.images), (), (), (), plan.deploys, plan.keep_releases, plan.registry_login)
-    number = ctx.history.start(app=cfg.app, sha=chosen.sha, short_sha=chosen.short_sha, ref=chosen.ref,
-                               source=trigger.source, actor=trigger.actor, images=chosen.images,
-                               hosts=[h.address for h in cfg.hosts], rollback_of=chosen.number)
-    files = ReleaseFiles(number, b"", dict(chosen.images), b"", {"actor": trigger.actor, "short_sha": chosen.short_sha})
-    what = f"release {chosen.number} ({chosen.short_sha}) as release {number}"
-    with recorded(ctx, number), connected(ctx) as executors, ctx.report.stage("deploy", what):
-        deploy_hosts(ctx, plan, executors, files, current.number, secrets, copy_from=chosen.number)
-    return number
+            raise NotFound(f"release {good[0].record.number} is the only successful release; there is nothing to roll back to.")
+        return chosen
+    found = next((m for m in history if m.record.number == target), None)
+    if found is None or found.status != ledger.SUCCEEDED:
+        raise NotFound(f"release {target} {'does not exist' if found is None else 'did not succeed'}; "
+                       "`shipline releases` lists the ones you can roll back to.")
+    return found
+
+
+def rollback(ctx: Context, plan: DeployPlan, target: int | None) -> int:
+    """Redeploy an earlier successful release's files and images, as a new release recorded on every host."""
+    secrets = load_secrets(ctx, plan)
+    report = ctx.report
+    actor = gitrepo.actor()
+    with locked_hosts(ctx, plan, "rollback") as hosts:
+        chosen = choose_rollback(ledger.merge({h.name: h.ledger for h in hosts}), target).record
+        missing = [h.name for h in hosts if not h.has_release(chosen.number)]
+        if missing:
+            raise NotFound(f"release {chosen.number}'s files are no longer on {', '.join(missing)} (pruned); "
+                           f"deploy its commit again with `shipline deploy --ref {chosen.sha}` instead.")
+        record = begin(ctx, hosts, lambda n: replace(
+            chosen, number=n, source=f"rollback to {chosen.number}", actor=actor, status=ledger.RUNNING,
+            started_at=ledger.now(), finished_at=None, reason="", stages={}, rollback_of=chosen.number,
+            hosts=[h.target.host.address for h in hosts]))
+        what = f"release {chosen.number} ({chosen.short_sha}) as release {record.number}"
+        with recorded(ctx, hosts, record) as live, report.stage("deploy", what):
+            meta = {"app": plan.app, "sha": chosen.sha, "short_sha": chosen.short_sha, "ref": chosen.ref,
+                    "source": record.source, "actor": actor, "created": ctx.now().isoformat(timespec="seconds")}
+            for h in hosts:
+                own = own_files(record.number, chosen.images, meta, h.target.rollout)
+                h.copy_release(chosen.number, record.number, own)
+                files = {**chosen.files, **{k: b.digest for k, b in own.items()}}
+                go_live(h, record, files, chosen.images, secrets)
+                live.add(h.name)
+        prune(ctx, hosts, plan)
+    return record.number

@@ -1,7 +1,8 @@
 """A deploy as data: configuration + trigger compile into stages of steps, printed by `shipline plan`.
 
-Nothing here touches Docker, git or the network, so every decision the pipeline makes up front is
-tested as plain data.
+Nothing here touches Docker, git or the network, so every decision the pipeline makes up front is tested as
+plain data. The plan is also the only thing the pipeline and the deployer read at run time: every setting
+they need (registry login, proxy, lock, retention, secret names) travels in it.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import yaml
-
 from . import docker_commands as dc
-from .config import Host, Project
+from .config import Host, Project, Proxy, resolve_key_path
 from .inputs import INPUTS_LABEL
 from .layout import HostLayout
 
 OCI = "org.opencontainers.image"
+SIDE_BY_SIDE = ("zero-downtime", "start-first")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,15 @@ class Trigger:
     source: str = "cli"
     actor: str = ""
     source_url: str = ""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the commit comes from: the repository on this machine and where shipline.yml sits in it."""
+
+    repo: str  # the git work tree
+    subdir: str  # of shipline.yml inside the repository ("" at its root)
+    compose: str  # the Compose file, relative to the repository root
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,7 @@ class TestStepPlan:
     name: str
     argv: tuple[str, ...]  # `{workspace}` stands for the checkout's path, `{run}` for this run's id
     container: str
-    service: str | None = None  # the image it runs in, for a step of a built service
+    service: str | None = None  # the built service whose image it runs in
 
 
 @dataclass(frozen=True)
@@ -95,29 +104,65 @@ class ServiceRollout:
     drain: float = 0
     stop_timeout: int = 30
 
+    @property
+    def side_by_side(self) -> bool:
+        """New containers start next to the old ones (and carry the release label that says which is which)."""
+        return self.strategy in SIDE_BY_SIDE
+
 
 @dataclass(frozen=True)
-class HostDeploy:
+class HostTarget:
     host: Host
+    key_path: str | None
     layout: HostLayout
     rollout: tuple[ServiceRollout, ...]
+
+
+@dataclass(frozen=True)
+class RegistryAccess:
+    url: str
+    login: tuple[str, ...] | None = None  # `docker login` argv; the password goes to its stdin
+    password_secret: str | None = None
+    username: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """Everything needed to deploy to, roll back on, or inspect the hosts."""
+
+    app: str
+    targets: tuple[HostTarget, ...]
+    registry: RegistryAccess
+    proxy: Proxy | None
+    env: dict[str, str]  # plain values of the env file
+    secrets: tuple[str, ...]  # names whose values go into the env file (mode 0600)
+    secrets_file: str  # where secrets come from when not in the environment
+    keep_releases: int
+    lock_wait: float
+    lock_ttl: float
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        """Every secret a run needs: the env file's and the registry password."""
+        pw = self.registry.password_secret
+        return self.secrets + ((pw,) if pw and pw not in self.secrets else ())
 
 
 @dataclass(frozen=True)
 class Plan:
     app: str
     trigger: Trigger
+    source: Source
     images: dict[str, str]  # service -> image ref
     builds: tuple[BuildStep, ...]
     tests: tuple[TestStepPlan, ...]
     pushes: tuple[tuple[str, ...], ...]
-    deploys: tuple[HostDeploy, ...]
-    keep_releases: int
-    registry_login: tuple[str, ...] | None = None
+    deploy: DeployPlan
     notes: tuple[str, ...] = field(default=())
     sources: tuple[ImageSource, ...] = ()  # one per built service: reuse or build, and why
     build_cache: str = "off"  # registry | inline | off (config.BuildCache)
     cache_refs: dict[str, str] = field(default_factory=dict)  # service -> the registry cache's image ref
+    platform: str = ""  # what the local engine builds for (an input of every image); "" when it was not asked
 
     @property
     def reused(self) -> tuple[ImageSource, ...]:
@@ -126,7 +171,10 @@ class Plan:
     def render(self) -> str:
         """Human-readable plan: every stage, every step, every command that will run."""
         t = self.trigger
+        d = self.deploy
         lines = [f"app {self.app}: deploy {t.short_sha} ({t.ref}, {t.sha}) triggered by {t.source}{' as ' + t.actor if t.actor else ''}", ""]
+        lines.append(f"0. lock       every host's deploy lock (wait up to {d.lock_wait:g}s); the release number is "
+                     "allocated from the hosts' ledgers; leftovers of interrupted deploys are repaired")
         lines.append("1. checkout   clean copy of the commit (git archive) into a temporary workspace")
         lines.append("2. build      in parallel:")
         reasons = {s.service: s.reason for s in self.sources}
@@ -146,24 +194,26 @@ class Plan:
         lines.append("3. test       in order, stop at the first failure:")
         lines += [f"     {s.name}: {' '.join(s.argv)}" for s in self.tests] or ["     (no test steps)"]
         lines.append("4. publish    push:")
-        if self.registry_login:
-            lines.append(f"     {' '.join(self.registry_login)}  (password on stdin)")
+        if d.registry.login:
+            lines.append(f"     {' '.join(d.registry.login)}  (password on stdin)")
         lines += [f"     {' '.join(p)}" for p in self.pushes] or ["     (nothing to push)"]
         lines += [f"     tag {self.images[s.service].rsplit(':', 1)[0]}:{s.inputs_tag} in the registry (marks these "
                   "build inputs as built and tested)" for s in self.sources if not s.reuse and s.inputs]
         if self.build_cache == "inline":
             lines += [f"     tag {self.cache_refs[b.service]} in the registry (the next build's cache)" for b in self.builds]
         lines.append("5. deploy     on each host, under its deploy lock:")
-        for d in self.deploys:
-            pin = f"host key {d.host.host_key[:40]}..." if d.host.host_key else "host key NOT PINNED: deploy will refuse"
-            lines.append(f"   {d.host.address} ({pin}) into ~/{d.layout.app_dir}")
+        for target in d.targets:
+            host = target.host
+            pin = f"host key {host.host_key[:40]}..." if host.host_key else "host key NOT PINNED: deploy will refuse"
+            lines.append(f"   {host.address} ({pin}) into ~/{target.layout.app_dir}")
             lines.append("     upload Compose file, override with image tags, env file (mode 0600)")
             lines += [f"     pull {ref}" for ref in self.images.values()]
-            for r in d.rollout:
+            for r in target.rollout:
                 if r.migrate_before:
                     lines.append(f"     migrate: docker compose {' '.join(r.migrate_before)}")
                 lines.append(f"     {r.service}: {describe_rollout(r)}")
-            lines.append(f"     prune images older than the last {self.keep_releases} releases")
+            lines.append(f"     record the release in ~/{target.layout.ledger}; prune images and files older than "
+                         f"the last {d.keep_releases} successful releases")
         lines += ["", *self.notes] if self.notes else []
         return "\n".join(lines)
 
@@ -231,17 +281,32 @@ def compile_plan(project: Project, trigger: Trigger, created: datetime,
             argv = dc.run(step.image, command, name=container, env=step.env,
                           mounts={"{workspace}": "/workspace"}, workdir=workdir)
         tests.append(TestStepPlan(step.name, tuple(argv), container, step.service))
+    pushes = tuple(tuple(dc.push(ref)) for svc, ref in images.items() if svc not in reused)
+    source = Source(str(project.repo_root), subdir, f"{subdir}/{cfg.compose}".strip("/"))
+    return Plan(cfg.app, trigger, source, images, tuple(builds), tuple(tests), pushes, deploy_plan(project),
+                sources=tuple(sources[svc] for svc in cfg.build if svc in sources), build_cache=cache_type,
+                cache_refs=cache_refs)
+
+
+def deploy_plan(project: Project) -> DeployPlan:
+    """The hosts and how to deploy to them; all that rollback, status and the lock commands need."""
+    cfg = project.config
     login = None
     if cfg.registry.username:
         login = tuple(dc.login(cfg.registry.url.split("/")[0], cfg.registry.username))
-    pushes = tuple(tuple(dc.push(ref)) for svc, ref in images.items() if svc not in reused)
-    deploys = tuple(
-        HostDeploy(host=h, layout=cfg.layout(), rollout=rollout_steps(project))
+    rollout = rollout_steps(project)
+    targets = tuple(
+        HostTarget(host=h, key_path=str(k) if (k := resolve_key_path(project, h)) else None, layout=cfg.layout(),
+                   rollout=rollout)
         for h in cfg.hosts
     )
-    return Plan(cfg.app, trigger, images, tuple(builds), tuple(tests), pushes, deploys, cfg.deploy.keep_releases, login,
-                sources=tuple(sources[svc] for svc in cfg.build if svc in sources), build_cache=cache_type,
-                cache_refs=cache_refs)
+    return DeployPlan(
+        app=cfg.app, targets=targets,
+        registry=RegistryAccess(cfg.registry.url, login, cfg.registry.password_secret, cfg.registry.username),
+        proxy=cfg.proxy, env=dict(cfg.env), secrets=tuple(cfg.secrets),
+        secrets_file=str(project.root / cfg.secrets_file), keep_releases=cfg.deploy.keep_releases,
+        lock_wait=cfg.deploy.lock_wait, lock_ttl=cfg.deploy.lock_ttl,
+    )
 
 
 def rollout_steps(project: Project) -> tuple[ServiceRollout, ...]:
@@ -269,41 +334,3 @@ def describe_rollout(r: ServiceRollout) -> str:
     if not r.built:
         return f"recreate if its definition changed, else leave running; wait {health}"
     return f"recreate: replace the container, wait {health}" + (", switch the proxy" if r.port else "")
-
-
-def override_file(images: dict[str, str]) -> str:
-    """Compose override that points built services at their release images (via the env file)."""
-    services = {svc: {"image": f"${{{image_variable(svc)}:?set by shipline}}"} for svc in images}
-    return yaml.safe_dump({"services": services}, sort_keys=False)
-
-
-def image_variable(service: str) -> str:
-    """The env variable holding a service's image; distinct names always give distinct variables.
-
-    Lower-case letters and digits are upper-cased, `-` becomes `_` (`web-api` -> `SHIPLINE_IMAGE_WEB_API`);
-    any other character is written `x` + two lower-case hex digits (`web_api` -> `SHIPLINE_IMAGE_WEBx5fAPI`).
-    No code is a prefix of another, so the mapping can be read back: `web-api` and `web_api` never share one.
-    """
-    def code(char: str) -> str:
-        if char.isascii() and (char.islower() or char.isdigit()):
-            return char.upper()
-        return "_" if char == "-" else "".join(f"x{b:02x}" for b in char.encode())
-    return "SHIPLINE_IMAGE_" + "".join(code(c) for c in service)
-
-
-def env_file(app: str, release: int, images: dict[str, str], env: dict[str, str], secrets: dict[str, str]) -> str:
-    """The release's env file: image tags, plain env, secrets. Uploaded with mode 0600, never printed."""
-    values = {"COMPOSE_PROJECT_NAME": app, "SHIPLINE_RELEASE": str(release)}
-    values |= {image_variable(svc): ref for svc, ref in images.items()}
-    values |= env
-    values |= secrets
-    return "".join(f"{k}={_quote(v)}\n" for k, v in values.items())
-
-
-def _quote(value: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_./:@+-]*", value):
-        return value
-    if "'" not in value:
-        return f"'{value}'"  # single quotes: Compose takes the value literally, `$` included
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$") + '"'
-

@@ -81,6 +81,10 @@ class ProxyDriver(Protocol):
         """Route the service to exactly these endpoints, and return only once the proxy confirms it."""
         ...
 
+    def routed(self, service: str) -> list[str] | None:
+        """The endpoints the proxy's route file sends the service to (None: no route file yet)."""
+        ...
+
 
 def _confirm(what: str, timeout: float, check: Callable[[], str | None],
              clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -104,10 +108,7 @@ class TraefikDriver:
 
     def switch(self, service: str, endpoints: list[str]) -> None:
         text = traefik_dynamic(self.app, service, self.proxy.routes[service], endpoints, self.proxy)
-        final = f"{self.dir}/{traefik_name(self.app, service)}.yml"
-        tmp = f"{self.dir}/.{traefik_name(self.app, service)}.yml.tmp"
-        self.ex.put(tmp, text.encode())
-        self.ex.run(["mv", "-f", tmp, final]).check("switch the proxy")  # rename: Traefik never sees half a file
+        self.ex.put(self._file(service), text.encode())  # written aside, then renamed: never seen half-written
         want = {f"http://{e}" for e in endpoints}
 
         def check() -> str | None:
@@ -119,6 +120,20 @@ class TraefikDriver:
             return None if servers == want else f"servers {sorted(s for s in servers if s)}"
 
         _confirm(f"{service} -> {', '.join(endpoints)}", self.proxy.switch_timeout, check)
+
+    def _file(self, service: str) -> str:
+        return f"{self.dir}/{traefik_name(self.app, service)}.yml"
+
+    def routed(self, service: str) -> list[str] | None:
+        raw = self.ex.read(self._file(service))
+        if raw is None:
+            return None
+        try:
+            doc = yaml.safe_load(raw)
+            servers = doc["http"]["services"][traefik_name(self.app, service)]["loadBalancer"]["servers"]
+            return [str(s["url"]).removeprefix("http://") for s in servers]
+        except (yaml.YAMLError, KeyError, TypeError):
+            return []
 
 
 class CaddyDriver:
@@ -152,9 +167,7 @@ class CaddyDriver:
         if len(endpoints) != 1:
             raise DeployFailed(f"Caddy switching routes each service to one container; {service} has {len(endpoints)}")
         name = caddy_upstream_file(self.app, service)
-        tmp = f"{self.dir}/.{name}.tmp"
-        self.ex.put(tmp, endpoints[0].encode())
-        self.ex.run(["mv", "-f", tmp, f"{self.dir}/{name}"]).check("switch the proxy")
+        self.ex.put(f"{self.dir}/{name}", endpoints[0].encode())
         self._ensure_routes()
         inside = f"{self.proxy.files_mount}/{name}"
 
@@ -164,6 +177,10 @@ class CaddyDriver:
             return None if res.ok and res.output.strip() == endpoints[0] else f"{inside} = {res.output.strip()!r}"
 
         _confirm(f"{service} -> {endpoints[0]}", self.proxy.switch_timeout, check)
+
+    def routed(self, service: str) -> list[str] | None:
+        raw = self.ex.read(f"{self.dir}/{caddy_upstream_file(self.app, service)}")
+        return None if raw is None else [raw.decode().strip()] if raw.strip() else []
 
 
 def driver(ex: Executor, proxy: Proxy, app: str, config_dir: str, container: Callable[[], str]) -> ProxyDriver:

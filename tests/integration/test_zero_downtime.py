@@ -143,35 +143,43 @@ def test_two_deploys_at_once_never_interleave(traefik_app: AppRepo) -> None:
     assert app.version() == head
 
 
-def lock_dir(app: AppRepo) -> Path:
-    return Path("/home/deploy/.shipline") / app.app / "lock"
+def hold_lock(app: AppRepo, holder: str) -> subprocess.Popen[str]:
+    """Another deploy holding the host's lock over its own SSH connection, as a laptop would."""
+    env = app.env
+    script = (
+        "import sys, time\n"
+        "from shipline import lock\n"
+        "from shipline.executors.ssh import SSHExecutor\n"
+        "from shipline.layout import HostLayout\n"
+        "from pathlib import Path\n"
+        f"ex = SSHExecutor(address='deploy@127.0.0.1:2222', hostname='127.0.0.1', port=2222, user='deploy',"
+        f" key_path=Path({env['SHIPLINE_SSH_KEY']!r}), pinned={env['SHIPLINE_HOST_KEY']!r})\n"
+        f"lock.acquire(ex, HostLayout('.shipline', {app.app!r}), holder={holder!r}, commit='dead000', ttl=600, wait=0)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
 
 
-def plant_lock(app: AppRepo, expires_in: float) -> None:
-    """A lock as a deploy killed with SIGKILL leaves it: directory and note, owned by the deploy user."""
-    d = lock_dir(app)
-    d.mkdir(parents=True)
-    now = time.time()
-    (d / "info.json").write_text(json.dumps({"holder": "killed-run", "commit": "dead000", "created": now - 60,
-                                             "expires": now + expires_in}))
-    subprocess.run(["chown", "-R", "deploy:deploy", str(d)], check=True)
-
-
-def test_held_lock_refuses_clearly_and_a_stale_one_is_broken(traefik_app: AppRepo) -> None:
+def test_held_lock_refuses_clearly_and_a_killed_holder_frees_it_at_once(traefik_app: AppRepo) -> None:
     app = traefik_app
     config = app.path / "shipline.yml"
     original = config.read_text()
     config.write_text(original.replace("  keep_releases: 5", "  keep_releases: 5\n  lock_wait: 0"))
+    (app.path / "shipline.wait10.yml").write_text(original.replace("  keep_releases: 5", "  keep_releases: 5\n  lock_wait: 10"))
     app.commit("do not wait for the lock")
-    plant_lock(app, expires_in=600)
+    other = hold_lock(app, "laptop-of-bob")
     held = app.shipline("deploy")
     assert held.code == ExitCode.LOCKED, held.out
-    assert "held by killed-run deploying dead000" in held.out and "shipline lock release" in held.out
-    subprocess.run(["rm", "-rf", str(lock_dir(app))], check=True)
-    plant_lock(app, expires_in=-1)
-    stale = app.shipline("deploy")
-    assert stale.code == 0, stale.out
-    assert not lock_dir(app).exists()
+    assert "held by laptop-of-bob deploying dead000" in held.out
+    status = app.shipline("lock", "status")
+    assert "held by laptop-of-bob" in status.out and "its process is gone" not in status.out
+    other.send_signal(signal.SIGKILL)  # the other deploy dies without releasing anything
+    other.wait()
+    res = app.shipline("deploy", config="shipline.wait10.yml")  # gives up after 10 s if the lock were still held
+    assert res.code == 0, res.out
+    assert "unlocked" in app.shipline("lock", "status").out
 
 
 def test_sigterm_mid_deploy_leaves_the_old_release_serving_and_a_record(traefik_app: AppRepo) -> None:
@@ -191,7 +199,7 @@ def test_sigterm_mid_deploy_leaves_the_old_release_serving_and_a_record(traefik_
     out = "".join(lines) + rest
     assert proc.returncode == 130, out
     assert app.version() == serving
-    assert not lock_dir(app).exists()
+    assert "unlocked" in app.shipline("lock", "status").out
     latest = json.loads(app.shipline("releases", "--json").out)[0]
-    assert latest["status"] == "failed" and latest["reason"] == "interrupted"
+    assert latest["status"] == "interrupted" and latest["reason"] == "interrupted by SIGTERM"
     assert len(backend_containers(app)) == 1

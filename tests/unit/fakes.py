@@ -5,9 +5,31 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from shipline.executors.base import CommandResult, LineSink
+from shipline.errors import ConnectionLost
+from shipline.executors.base import CommandResult, LineSink, query_failed
 
 Rule = Callable[[list[str]], tuple[int, str] | None]
+
+
+class FakeHeld:
+    """The lock holder as a host runs it: says LOCKED, lives until closed (or the connection drops)."""
+
+    def __init__(self, host: FakeExecutor) -> None:
+        self.host, self.open, self._said = host, True, False
+
+    def readline(self, timeout: float) -> str | None:
+        if self._said:
+            return None
+        self._said = True
+        return "LOCKED"
+
+    def alive(self) -> bool:
+        return self.open and self.host.connected
+
+    def close(self) -> int | None:
+        self.open = False
+        self.host.released += 1
+        return 0
 
 
 class FakeExecutor:
@@ -17,27 +39,66 @@ class FakeExecutor:
         self.rules = list(rules)
         self.commands: list[list[str]] = []
         self.files: dict[str, tuple[bytes, int]] = {}
+        self.connected = True
+        self.reconnects = 0
+        self.released = 0  # lock holders closed
+        self.drop_when: Callable[[list[str]], bool] = lambda argv: False
+        self.reconnect_ok = True
 
-    def run(self, argv: Sequence[str], *, stdin: bytes | None = None, on_line: LineSink | None = None,
-            cwd: str | None = None) -> CommandResult:
-        argv = list(argv)
+    def _answer(self, argv: list[str]) -> tuple[int, str]:
+        if not self.connected or self.drop_when(argv):
+            self.connected = False
+            raise ConnectionLost(f"the SSH connection to {self.name} dropped while it was running {argv[0]}")
         self.commands.append(argv)
         for rule in self.rules:
             answer = rule(argv)
             if answer is not None:
-                code, out = answer
-                if on_line:
-                    for line in out.splitlines():
-                        on_line(line)
-                return CommandResult(tuple(argv), code, out)
-        return CommandResult(tuple(argv), 0, "")
+                return answer
+        return 0, ""
+
+    def run(self, argv: Sequence[str], *, stdin: bytes | None = None, on_line: LineSink | None = None,
+            cwd: str | None = None) -> CommandResult:
+        argv = list(argv)
+        code, out = self._answer(argv)
+        if on_line:
+            for line in out.splitlines():
+                on_line(line)
+        return CommandResult(tuple(argv), code, out)
+
+    def query(self, argv: Sequence[str], what: str | None = None) -> str:
+        code, out = self._answer(list(argv))
+        if code != 0:
+            raise query_failed(argv, what, code, out)
+        return out
 
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        if not self.connected:
+            raise ConnectionLost(f"the SSH connection to {self.name} has dropped")
         self.files[path] = (data, mode)
+
+    def append(self, path: str, data: bytes) -> None:
+        if not self.connected:
+            raise ConnectionLost(f"the SSH connection to {self.name} has dropped")
+        old = self.files.get(path, (b"", 0o644))
+        self.files[path] = (old[0] + data, old[1])
 
     def read(self, path: str) -> bytes | None:
         entry = self.files.get(path)
         return entry[0] if entry else None
+
+    def hold(self, argv: Sequence[str]) -> FakeHeld:
+        self.commands.append(list(argv))
+        return FakeHeld(self)
+
+    def open_tcp(self, host: str, port: int) -> object:
+        raise NotImplementedError
+
+    def reconnect(self) -> None:
+        self.reconnects += 1
+        if not self.reconnect_ok:
+            raise ConnectionLost(f"Cannot connect to {self.name}: refused.")
+        self.connected = True
+        self.drop_when = lambda argv: False
 
     def close(self) -> None:
         pass
@@ -66,14 +127,19 @@ class FakeDockerHost(FakeExecutor):
         self.containers: dict[str, tuple[str, str]] = {}  # id -> (service, release)
         self.serial = 0
 
-    def _new(self, svc: str, rel: str) -> None:
+    def _new(self, svc: str, rel: str) -> str:
         self.serial += 1
-        self.containers[f"{svc}-r{rel}-{self.serial}"] = (svc, rel)
+        cid = f"{svc}-r{rel}-{self.serial}"
+        self.containers[cid] = (svc, rel)
+        return cid
 
     @staticmethod
     def ip_suffix(cid: str) -> int:
         """Each container keeps the address it was created with, as on a Docker network."""
         return int(cid.rsplit("-", 1)[1]) + 1
+
+    def endpoint(self, cid: str, port: int) -> str:
+        return f"10.0.0.{self.ip_suffix(cid)}:{port}"
 
     def ids(self, svc: str) -> list[str]:
         return [c for c, (s, _) in self.containers.items() if s == svc]
@@ -95,8 +161,14 @@ class FakeDockerHost(FakeExecutor):
                 return 0, ""
             return 0, ""
         if argv[:2] == ["docker", "ps"]:
+            if "label=com.docker.compose.oneoff=True" in argv:
+                return 0, ""
             svc = next(a for a in argv if a.startswith("label=com.docker.compose.service=")).split("=", 2)[2]
+            if "--format" in argv:
+                return 0, "".join(f"{c} running {self.containers[c][1]}\n" for c in self.ids(svc))
             return 0, "".join(f"{c}\n" for c in self.ids(svc))
+        if argv[:3] == ["docker", "image", "inspect"]:
+            return 0, "".join(json.dumps([f"{ref.rsplit(':', 1)[0]}@sha256:{'d' * 64}"]) + "\n" for ref in argv[5:])
         if argv[:2] == ["docker", "inspect"]:
             cid = argv[-1]
             if cid not in self.containers:
@@ -124,3 +196,6 @@ class FakeProxy:
     def switch(self, service: str, endpoints: list[str]) -> None:
         self.routes[service] = list(endpoints)
         self.switches.append((service, list(endpoints)))
+
+    def routed(self, service: str) -> list[str] | None:
+        return self.routes.get(service)

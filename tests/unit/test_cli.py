@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from shipline import ledger
 from shipline.cli import main
 from shipline.errors import ExitCode
-from shipline.history import FAILED, History
 
+from .fakes import FakeExecutor
 from .projects import SHIPLINE, write_project
 
 
@@ -24,12 +26,15 @@ def test_an_error_quoting_brackets_prints_them_and_keeps_its_exit_status(
     assert f"(got '{app}')" in err and "Traceback" not in err
 
 
-def test_releases_table_prints_a_stored_reason_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_releases_table_prints_a_stored_reason_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_project(tmp_path)
-    history = History(tmp_path / ".shipline" / "history.db")
-    number = history.start(app="shop", sha="a" * 40, short_sha="aaaaaaa", ref="main", source="cli", actor="ann",
-                           images={}, hosts=["h"])
-    history.finish(number, FAILED, {}, "build failed: [/x] and [word] in its output")
+    host = FakeExecutor()
+    record = ledger.Record(number=1, app="shop", sha="a" * 40, short_sha="aaaaaaa", ref="main", source="cli", actor="ann",
+                           status=ledger.FAILED, started_at="2026-11-26T12:00:00+00:00",
+                           reason="build failed: [/x] and [word] in its output")
+    host.files[".shipline/shop/ledger.jsonl"] = (ledger.encode(record), 0o644)
+    monkeypatch.setattr("shipline.cli.ssh_connector", lambda masker: lambda index, target: host)
     assert main(["releases", "--config", str(path)]) == 0
     assert "[/x] and [word] in its" in capsys.readouterr().out
 
@@ -41,3 +46,25 @@ def test_help_loads_no_heavy_module() -> None:
             "if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "deploy" in proc.stdout and proc.stdout.strip().endswith("[]"), proc.stdout
+
+
+def test_status_shows_each_hosts_release_and_flags_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    second = "  - address: deploy@127.0.0.2:2222\n    host_key: SHA256:" + "A" * 43 + "\n"
+    path = write_project(tmp_path, SHIPLINE.replace("deploy:\n", second + "deploy:\n", 1))
+    hosts = {}
+    for address, live in (("deploy@127.0.0.1:2222", 2), ("deploy@127.0.0.2:2222", 1)):
+        host = FakeExecutor()
+        host.files[".shipline/shop/ledger.jsonl"] = (b"".join(
+            ledger.encode(ledger.Record(number=n, app="shop", sha=f"{n}" * 40, short_sha=f"{n}" * 7, ref="main",
+                                        source="cli", actor="ann", status=ledger.SUCCEEDED,
+                                        started_at="2026-11-26T12:00:00+00:00")) for n in range(1, live + 1)), 0o644)
+        hosts[address] = host
+    monkeypatch.setattr("shipline.cli.ssh_connector", lambda masker: lambda index, target: hosts[target.host.address])
+    assert main(["status", "--json", "--config", str(path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["drift"] is True
+    assert [h["release"]["number"] for h in data["hosts"]] == [2, 1]
+    assert main(["status", "--config", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "drift" in text and "release 2 (2222222" in text and "release 1 (1111111" in text

@@ -1,3 +1,5 @@
+import os
+import signal
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
@@ -5,35 +7,51 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from shipline import ledger
 from shipline.config import load_project
-from shipline.deployer import DeploySettings, HostDeployer, ReleaseFiles, choose_endpoint
-from shipline.errors import DeployFailed
+from shipline.deployer import HostDeployer
+from shipline.errors import ConnectionLost, DeployFailed
+from shipline.ledger import Record
 from shipline.plan import Trigger, compile_plan
+from shipline.release_files import render
 from shipline.reporter import Reporter
+from shipline.strategies import RolloutHost
+from shipline.strategies.base import choose_endpoint
 
 from .fakes import FakeDockerHost, FakeProxy
 from .projects import PROXY, SHIPLINE, write_project
 
 TRIGGER = Trigger(ref="main", sha="a" * 40, short_sha="aaaaaaa")
-SETTINGS = DeploySettings(lock_ttl=600, lock_wait=0, keep=[2, 1], keep_images={"r/shop/backend:aaaaaaa"})
 PROXIED = SHIPLINE + PROXY
+APP = ".shipline/shop"
 
 
 class Setup:
     def __init__(self, tmp_path: Path, host: FakeDockerHost, shipline: str = SHIPLINE) -> None:
         project = load_project(write_project(tmp_path, shipline), env={})
-        plan = compile_plan(project, TRIGGER, datetime.now(UTC))
+        self.plan = compile_plan(project, TRIGGER, datetime.now(UTC))
         self.out = StringIO()
-        self.files = ReleaseFiles(2, b"services: {}\n", plan.images, b"POSTGRES_PASSWORD='s3cret-value'\n",
-                                  {"actor": "ann", "short_sha": "aaaaaaa"})
         self.proxy = FakeProxy()
         self.sleeps: list[float] = []
         self.host = host
-        self.deployer = HostDeployer(host, plan.deploys[0], "shop", Reporter(Console(file=self.out)),
-                                     project.config.proxy, sleep=self.sleeps.append, proxy_driver=self.proxy)
+        target = self.plan.deploy.targets[0]
+        report = Reporter(Console(file=self.out, width=200))
+        rollout_host = RolloutHost(host, "shop", target.layout, self.plan.deploy.proxy, report,
+                                   sleep=self.sleeps.append, proxy_driver=self.proxy)
+        self.deployer = HostDeployer(host, target, self.plan.deploy, report, sleep=self.sleeps.append, host=rollout_host)
+        self.files = render(self.plan.deploy, target, 2, self.plan.images, b"services: {}\n",
+                            {"POSTGRES_PASSWORD": "s3cret-value"}, {"actor": "ann"}, "/home/deploy")
 
     def deploy(self, previous: int | None = 1) -> None:
-        self.deployer.deploy(self.files, previous=previous, settings=SETTINGS)
+        d = self.deployer
+        d.lock("ann", "aaaaaaa")
+        try:
+            d.upload(self.files)
+            d.pull(self.plan.images, None)
+            d.roll_out(2, previous)
+            d.retire()
+        finally:
+            d.unlock()
 
 
 def release_one(host: FakeDockerHost) -> FakeDockerHost:
@@ -54,10 +72,12 @@ def test_recreate_rolls_out_in_order_after_migrating_and_uploads_env_0600(tmp_pa
     assert ups(s.host) == [("db", "2"), ("backend", "2"), ("frontend", "2"), ("proxy", "2")]
     migrate = s.host.commands.index(s.host.ran("run", "--rm")[0])
     assert migrate < s.host.commands.index(s.host.ran("up", "backend")[0])
-    assert s.host.files[".shipline/shop/releases/2/.env"][1] == 0o600
-    assert b"SHIPLINE_PROXY_DIR=/home/deploy/.shipline/shop/proxy" in s.host.files[".shipline/shop/releases/2/.env"][0]
-    assert s.host.files[".shipline/shop/current"][0] == b"2\n"
-    assert s.host.ran("rm", "-rf", ".shipline/shop/lock"), "lock released"
+    assert ["install", "-d", "-m", "0700", f"{APP}/releases/2"] in s.host.commands
+    env, mode = s.host.files[f"{APP}/releases/2/.env"]
+    assert mode == 0o600 and b"SHIPLINE_PROXY_DIR=/home/deploy/.shipline/shop/proxy" in env
+    up = s.host.ran("up", "backend")[0]
+    assert up[up.index("--project-directory") + 1] == f"{APP}/data", "relative bind mounts resolve to a stable directory"
+    assert s.host.released == 1, "lock released"
 
 
 def test_recreate_failure_restores_touched_services_from_the_previous_release(tmp_path: Path) -> None:
@@ -66,8 +86,7 @@ def test_recreate_failure_restores_touched_services_from_the_previous_release(tm
         s.deploy()
     assert ups(s.host) == [("db", "2"), ("backend", "2"), ("backend", "1"), ("db", "1")]
     assert sorted(rel for _, rel in s.host.containers.values()) == ["1", "1", "1", "1"]
-    assert ".shipline/shop/current" not in s.host.files
-    assert s.host.ran("rm", "-rf", ".shipline/shop/lock"), "lock released after failure"
+    assert s.host.released == 1, "lock released after failure"
 
 
 def test_zero_downtime_starts_beside_switches_then_retires_old(tmp_path: Path) -> None:
@@ -77,20 +96,22 @@ def test_zero_downtime_starts_beside_switches_then_retires_old(tmp_path: Path) -
     assert ("backend", "2") in ups(s.host) and s.host.ran("--scale", "backend=2")
     assert [svc for svc, _ in s.proxy.switches] == ["backend", "frontend"]
     new_backend = [c for c in s.host.ids("backend") if c not in old_backend]
-    assert s.proxy.routes["backend"] == [f"10.0.0.{s.host.ip_suffix(new_backend[0])}:8000"]
+    assert s.proxy.routes["backend"] == [s.host.endpoint(new_backend[0], 8000)]
     assert s.sleeps == [2.0], "drained once, after every service was switched"
     stop = s.host.ran("docker", "stop")[0]
     assert stop[:4] == ["docker", "stop", "-t", "30"] and old_backend[0] in stop
     last_switch = max(i for i, c in enumerate(s.host.commands) if "--scale" in c)
     assert s.host.commands.index(stop) > last_switch
     assert {rel for svc, rel in s.host.containers.values() if svc in ("backend", "frontend")} == {"2"}
+    override = s.host.files[f"{APP}/releases/2/shipline.override.yml"][0].decode()
+    assert "dev.shipline.release: '2'" in override, "side-by-side containers say which release made them"
 
 
 @pytest.mark.parametrize("failure", ["unhealthy", "crash"])
 def test_zero_downtime_failure_switches_back_and_removes_new_containers(tmp_path: Path, failure: str) -> None:
     host = release_one(FakeDockerHost(lambda svc, rel: failure if (svc, rel) == ("frontend", "2") else "healthy"))
     s = Setup(tmp_path, host, PROXIED)
-    old_backend = f"10.0.0.{host.ip_suffix(host.ids('backend')[0])}:8000"
+    old_backend = host.endpoint(host.ids("backend")[0], 8000)
     with pytest.raises(DeployFailed, match="frontend did not become healthy"):
         s.deploy()
     new_backend = s.proxy.switches[0][1]
@@ -116,32 +137,147 @@ def test_interrupt_mid_rollout_undoes_and_releases_the_lock(tmp_path: Path) -> N
     def interrupted(service: str, endpoints: list[str]) -> None:
         s.proxy.switches.append((service, endpoints))
         if len(s.proxy.switches) == 2:  # Ctrl-C while the frontend switch is being confirmed
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("SIGINT")
 
     s.proxy.switch = interrupted  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):
         s.deploy()
     assert [svc for svc, _ in s.proxy.switches] == ["backend", "frontend", "frontend", "backend"]
-    assert s.host.ran("rm", "-rf", ".shipline/shop/lock")
+    assert s.host.released == 1
 
 
-def test_secret_never_reaches_the_output(tmp_path: Path) -> None:
+def test_any_error_mid_rollout_is_undone_not_only_shiplines_own(tmp_path: Path) -> None:
+    """A bug or an unexpected answer (here: a ValueError) must not leave the backend switched and the frontend not."""
     s = Setup(tmp_path, release_one(FakeDockerHost()), PROXIED)
-    s.deploy()
-    assert "s3cret-value" not in s.out.getvalue()
-    assert all("s3cret-value" not in " ".join(c) for c in s.host.commands)
+    calls: list[str] = []
+
+    def broken(service: str, endpoints: list[str]) -> None:
+        calls.append(service)
+        s.proxy.switches.append((service, endpoints))
+        if service == "frontend" and calls.count("frontend") == 1:
+            raise ValueError("unexpected answer from the proxy")
+
+    s.proxy.switch = broken  # type: ignore[method-assign]
+    with pytest.raises(DeployFailed, match="ValueError: unexpected answer"):
+        s.deploy()
+    assert [svc for svc, _ in s.proxy.switches][-1] == "backend", "the backend was switched back last"
+    assert sorted(rel for _, rel in s.host.containers.values()) == ["1", "1", "1", "1"]
+
+
+def test_a_second_ctrl_c_during_undo_waits_until_the_undo_is_done(tmp_path: Path) -> None:
+    s = Setup(tmp_path, release_one(FakeDockerHost(lambda svc, rel: "unhealthy" if (svc, rel) == ("frontend", "2") else "healthy")),
+              PROXIED)
+    original = s.proxy.switch
+
+    def impatient(service: str, endpoints: list[str]) -> None:
+        if len(s.proxy.switches) == 1:  # the switch back: the user presses Ctrl-C again, CI sends SIGTERM
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+        original(service, endpoints)
+
+    s.proxy.switch = impatient  # type: ignore[method-assign]
+    old = signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("SIGTERM")))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            s.deploy()
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert len(s.proxy.switches) == 2 and s.proxy.switches[1][0] == "backend", "the switch back completed"
+    assert sorted(rel for _, rel in s.host.containers.values()) == ["1", "1", "1", "1"]
+
+
+def test_a_failed_restore_does_not_claim_the_previous_release_serves(tmp_path: Path) -> None:
+    host = release_one(FakeDockerHost(lambda svc, rel: "unhealthy" if svc == "backend" and rel in ("1", "2") and host.serial > 4 else "healthy"))
+    s = Setup(tmp_path, host)
+    with pytest.raises(DeployFailed) as failed:
+        s.deploy()
+    assert "is serving" not in failed.value.message
+    assert "could not restore backend" in s.out.getvalue()
+
+
+def test_a_dropped_connection_reconnects_takes_the_lock_again_and_undoes(tmp_path: Path) -> None:
+    host = release_one(FakeDockerHost())
+    s = Setup(tmp_path, host, PROXIED)
+    host.drop_when = lambda argv: "up" in argv and "frontend" in argv
+    with pytest.raises(DeployFailed, match="dropped") as failed:
+        s.deploy()
+    assert "Release 1 is serving" in failed.value.message
+    assert host.reconnects == 1 and len(host.ran("shipline-lock")) == 2, "the lock was taken again before undoing"
+    assert s.proxy.routes["backend"] == [host.endpoint(host.ids("backend")[0], 8000)]
+    assert sorted(rel for _, rel in host.containers.values()) == ["1", "1", "1", "1"]
+    assert s.sleeps[:1] == [1.0], "backoff before reconnecting"
+
+
+def test_a_host_that_stays_unreachable_ends_with_its_own_status_and_no_undo(tmp_path: Path) -> None:
+    host = release_one(FakeDockerHost())
+    host.reconnect_ok = False
+    s = Setup(tmp_path, host, PROXIED)
+    host.drop_when = lambda argv: "up" in argv and "frontend" in argv
+    with pytest.raises(ConnectionLost, match="stayed unreachable") as failed:
+        s.deploy()
+    assert "next `shipline deploy` repairs" in failed.value.message
+    assert host.reconnects == 4 and s.sleeps[:4] == [1.0, 2.0, 4.0, 8.0]
+
+
+def record(number: int, status: str) -> Record:
+    return Record(number=number, app="shop", sha="a" * 40, short_sha="aaaaaaa", ref="main", source="cli", actor="bob",
+                  status=status, started_at="2026-11-26T12:00:00+00:00")
+
+
+def test_heal_marks_unfinished_releases_and_removes_what_never_went_live(tmp_path: Path) -> None:
+    host = release_one(FakeDockerHost())
+    s = Setup(tmp_path, host, PROXIED)
+    host.files[f"{APP}/ledger.jsonl"] = (ledger.encode(record(1, "succeeded")) + ledger.encode(record(2, "running")), 0o644)
+    serving_backend, serving_frontend = host.ids("backend")[0], host.ids("frontend")[0]
+    s.proxy.routes = {"backend": [host.endpoint(serving_backend, 8000)], "frontend": [host.endpoint(serving_frontend, 8080)]}
+    left = host._new("backend", "2")  # started by the killed release 2, never switched to
+    s.deployer.read_ledger()
+    repaired = s.deployer.heal(3)
+    assert left not in host.containers and serving_backend in host.containers
+    assert any("never finished: marked interrupted" in r for r in repaired)
+    statuses = {r.number: r.status for r in ledger.decode(host.files[f"{APP}/ledger.jsonl"][0])}
+    assert statuses == {1: "succeeded", 2: "interrupted"}
+    assert s.proxy.switches == [], "what serves is not touched"
+
+
+def test_heal_keeps_what_the_proxy_serves_even_from_the_interrupted_release(tmp_path: Path) -> None:
+    """Killed just after switching the backend: the new backend serves, so the old one is the leftover."""
+    host = release_one(FakeDockerHost())
+    s = Setup(tmp_path, host, PROXIED)
+    old = host.ids("backend")[0]
+    new = host._new("backend", "2")
+    s.proxy.routes = {"backend": [host.endpoint(new, 8000)], "frontend": [host.endpoint(host.ids("frontend")[0], 8080)]}
+    s.deployer.read_ledger()
+    s.deployer.heal(3)
+    assert new in host.containers and old not in host.containers
+    assert host.ran("docker", "stop") and s.proxy.switches == []
 
 
 def test_prune_keeps_kept_releases_and_images(tmp_path: Path) -> None:
     host = FakeDockerHost()
     host.rules.insert(0, lambda a: (0, "1\n2\n3\n7\n") if a[:2] == ["ls", "-1"] else None)
-    host.rules.insert(0, lambda a: (0, "r/shop/backend:aaaaaaa\nr/shop/backend:old1\n") if a[:3] == ["docker", "image", "ls"] else None)
+    host.rules.insert(0, lambda a: (0, "r/shop/backend:aaaaaaa id1\nr/shop/backend:old1 id2\nr/shop/backend:<none> id3\n")
+                      if a[:3] == ["docker", "image", "ls"] else None)
     s = Setup(tmp_path, host)
-    s.deployer.prune(SETTINGS)
-    assert ["rm", "-rf", ".shipline/shop/releases/3"] in host.commands
-    assert ["rm", "-rf", ".shipline/shop/releases/7"] in host.commands
-    assert ["rm", "-rf", ".shipline/shop/releases/1"] not in host.commands
-    assert ["docker", "image", "rm", "r/shop/backend:old1"] in host.commands
+    s.deployer.prune({1, 2}, {"r/shop/backend:aaaaaaa"})
+    assert ["rm", "-rf", f"{APP}/releases/3"] in host.commands
+    assert ["rm", "-rf", f"{APP}/releases/7"] in host.commands
+    assert ["rm", "-rf", f"{APP}/releases/1"] not in host.commands
+    assert ["docker", "image", "rm", "r/shop/backend:old1", "id3"] in host.commands
+
+
+def test_pull_records_the_digest_each_image_had(tmp_path: Path) -> None:
+    s = Setup(tmp_path, FakeDockerHost())
+    digests = s.deployer.pull(s.plan.images, None)
+    assert digests == {"backend": "sha256:" + "d" * 64, "frontend": "sha256:" + "d" * 64}
+
+
+def test_secret_never_reaches_the_output_or_a_repr(tmp_path: Path) -> None:
+    s = Setup(tmp_path, release_one(FakeDockerHost()), PROXIED)
+    s.deploy()
+    assert "s3cret-value" not in s.out.getvalue()
+    assert all("s3cret-value" not in " ".join(c) for c in s.host.commands)
+    assert "s3cret" not in repr(s.files) and "s3cret" not in str(s.files)
 
 
 def test_choose_endpoint_uses_a_network_shared_with_the_proxy() -> None:

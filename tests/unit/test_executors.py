@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from shipline.executors.base import collect
 from shipline.executors.local import LocalExecutor
@@ -48,3 +49,33 @@ def test_local_command_output_is_bounded_in_its_result() -> None:
     res = LocalExecutor().run([sys.executable, "-c", script], on_line=sink)
     assert res.ok and count == 40_000
     assert len(res.output) <= KEEP_CHARS + 100 and res.tail(1).startswith("00039999")
+
+
+def test_query_keeps_parsed_output_intact_and_apart_from_warnings() -> None:
+    """A secret made of digits must not turn `"Pid": 4242` into `"Pid": ******`, nor a warning break the JSON."""
+    ex = LocalExecutor(Masker([Secret("PIN", "4242")]))
+    script = "import sys; print('WARNING: 4242 is weak', file=sys.stderr); print('{\"Pid\": 4242}')"
+    assert ex.query([sys.executable, "-c", script]) == '{"Pid": 4242}\n'
+    assert "******" in ex.run([sys.executable, "-c", script]).output, "printed output stays masked"
+
+
+def test_query_failure_shows_the_masked_error() -> None:
+    ex = LocalExecutor(Masker([Secret("TOKEN", "hunter2-token")]))
+    try:
+        ex.query([sys.executable, "-c", "import sys; sys.exit('bad hunter2-token')"], "read it")
+    except Exception as exc:
+        assert "read it failed with exit status 1" in str(exc) and "hunter2-token" not in str(exc)
+    else:
+        raise AssertionError("a failing query must raise")
+
+
+def test_put_is_atomic_with_its_mode_and_append_adds(tmp_path: Path) -> None:
+    ex = LocalExecutor()
+    target = tmp_path / "d" / ".env"
+    ex.put(str(target), b"A=1\n", 0o600)
+    ex.put(str(target), b"A=2\n", 0o600)
+    assert target.read_bytes() == b"A=2\n" and (target.stat().st_mode & 0o777) == 0o600
+    assert [p.name for p in target.parent.iterdir()] == [".env"], "no temporary file left behind"
+    ex.append(str(tmp_path / "ledger"), b"one\n")
+    ex.append(str(tmp_path / "ledger"), b"two\n")
+    assert (tmp_path / "ledger").read_bytes() == b"one\ntwo\n"

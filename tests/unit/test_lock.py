@@ -1,68 +1,132 @@
+"""The deploy lock's holder script, run for real with this machine's sh and flock (no SSH, no Docker)."""
+
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from shipline import lock
-from shipline.errors import LockedError
+from shipline.errors import DeployFailed, LockedError
+from shipline.executors.local import LocalExecutor
 from shipline.layout import HostLayout
 
-from .fakes import FakeExecutor
 
-LAYOUT = HostLayout(".shipline", "shop")
-
-
-class LockHost(FakeExecutor):
-    """mkdir is atomic: it fails when the directory exists, like on a real host."""
-
-    def __init__(self) -> None:
-        self.dirs: set[str] = set()
-        super().__init__([self._fs])
-
-    def _fs(self, argv: list[str]) -> tuple[int, str] | None:
-        if argv[:1] == ["mkdir"] and "-p" not in argv:
-            if argv[1] in self.dirs:
-                return 1, "mkdir: File exists"
-            self.dirs.add(argv[1])
-            return 0, ""
-        if argv[:2] == ["rm", "-rf"]:
-            self.dirs.discard(argv[2])
-            self.files = {k: v for k, v in self.files.items() if not k.startswith(argv[2] + "/")}
-            return 0, ""
-        if argv[:2] == ["test", "-d"]:
-            return (0 if argv[2] in self.dirs else 1), ""
-        return None
+def layout(tmp_path: Path) -> HostLayout:
+    return HostLayout(str(tmp_path), "shop")
 
 
-def test_acquire_writes_who_holds_it() -> None:
-    host = LockHost()
-    lock.acquire(host, LAYOUT, holder="ci", commit="abc1234", ttl=600, wait=0, clock=lambda: 1000.0)
-    note = json.loads(host.files[".shipline/shop/lock/info.json"][0])
-    assert note == {"holder": "ci", "commit": "abc1234", "created": 1000.0, "expires": 1600.0}
+def take(tmp_path: Path, who: str, wait: float = 0, ttl: float = 600, **kw: object) -> lock.HeldLock:
+    return lock.acquire(LocalExecutor(), layout(tmp_path), holder=who, commit=f"{who}-commit", ttl=ttl, wait=wait, **kw)  # type: ignore[arg-type]
 
 
-def test_second_deploy_is_refused_with_the_holder_named() -> None:
-    host = LockHost()
-    lock.acquire(host, LAYOUT, holder="alice", commit="abc1234", ttl=600, wait=0, clock=lambda: 1000.0)
-    with pytest.raises(LockedError, match="held by alice deploying abc1234"):
-        lock.acquire(host, LAYOUT, holder="bob", commit="def5678", ttl=600, wait=0, clock=lambda: 1001.0)
+def test_the_holder_notes_who_holds_it_and_lives_until_released(tmp_path: Path) -> None:
+    held = take(tmp_path, "alice")
+    info = lock.read(LocalExecutor(), layout(tmp_path))
+    assert info is not None and (info.holder, info.commit, info.alive) == ("alice", "alice-commit", True)
+    assert abs(info.since - time.time()) < 5  # the host's clock, not ours (here the same machine)
+    held.check()
+    held.release()
+    assert lock.read(LocalExecutor(), layout(tmp_path)) is None
 
 
-def test_waits_for_the_holder_then_takes_it() -> None:
-    host = LockHost()
-    lock.acquire(host, LAYOUT, holder="alice", commit="a", ttl=600, wait=0, clock=lambda: 1000.0)
-    t = [1000.0]
-
-    def sleep(s: float) -> None:
-        t[0] += s
-        if t[0] >= 1003:
-            lock.release(host, LAYOUT)
-
-    lock.acquire(host, LAYOUT, holder="bob", commit="b", ttl=600, wait=30, clock=lambda: t[0], sleep=sleep)
-    assert json.loads(host.files[".shipline/shop/lock/info.json"][0])["holder"] == "bob"
+def test_a_second_deploy_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    held = take(tmp_path, "alice")
+    with pytest.raises(LockedError, match="held by alice deploying alice-commit"):
+        take(tmp_path, "bob")
+    held.release()
 
 
-def test_expired_lock_is_broken() -> None:
-    host = LockHost()
-    lock.acquire(host, LAYOUT, holder="killed", commit="a", ttl=60, wait=0, clock=lambda: 1000.0)
-    lock.acquire(host, LAYOUT, holder="next", commit="b", ttl=60, wait=0, clock=lambda: 1061.0)
-    assert json.loads(host.files[".shipline/shop/lock/info.json"][0])["holder"] == "next"
+def test_a_waiter_is_told_who_holds_it_and_takes_it_when_freed(tmp_path: Path) -> None:
+    held = take(tmp_path, "alice")
+    seen: list[lock.LockInfo] = []
+    threading.Timer(1.0, held.release).start()
+    second = take(tmp_path, "bob", wait=30, on_wait=seen.append)
+    assert [i.holder for i in seen] == ["alice"]
+    info = lock.read(LocalExecutor(), layout(tmp_path))
+    assert info is not None and info.holder == "bob"
+    second.release()
+
+
+def test_two_waiters_never_both_hold_it(tmp_path: Path) -> None:
+    first = take(tmp_path, "alice")
+    got: list[str] = []
+    errors: list[Exception] = []
+
+    def wait_for(who: str) -> None:
+        try:
+            h = take(tmp_path, who, wait=20)
+        except LockedError as exc:
+            errors.append(exc)
+            return
+        got.append(who)
+        time.sleep(0.5)
+        h.release()
+
+    threads = [threading.Thread(target=wait_for, args=(w,)) for w in ("bob", "carol")]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    first.release()
+    for t in threads:
+        t.join()
+    assert sorted(got) == ["bob", "carol"] and not errors  # one after the other, each with the lock to itself
+
+
+def test_a_killed_deploy_frees_the_lock_within_seconds(tmp_path: Path) -> None:
+    """kill -9 of the process holding the connection: the holder's stdin closes and flock lets go."""
+    script = (f"import sys, time; sys.path[:0] = {sys.path!r}\n"
+              "from shipline import lock; from shipline.executors.local import LocalExecutor; from shipline.layout import HostLayout\n"
+              f"lock.acquire(LocalExecutor(), HostLayout({str(tmp_path)!r}, 'shop'), holder='doomed', commit='x', ttl=600, wait=0)\n"
+              "print('held', flush=True); time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    start = time.monotonic()
+    held = take(tmp_path, "next", wait=10)
+    assert time.monotonic() - start < 10
+    held.release()
+
+
+def test_the_expiry_is_a_backstop_and_a_holder_that_outlives_it_notices(tmp_path: Path) -> None:
+    held = take(tmp_path, "slow", ttl=1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            held.check()
+        except DeployFailed as exc:
+            assert "lock was lost" in exc.message
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the holder outlived its expiry")
+    take(tmp_path, "next").release()
+
+
+def test_breaking_stops_a_live_holder_and_reports_a_dead_one(tmp_path: Path) -> None:
+    held = take(tmp_path, "hung")
+    info = lock.break_lock(LocalExecutor(), layout(tmp_path))
+    assert info is not None and info.holder == "hung" and info.alive
+    take(tmp_path, "next", wait=5).release()
+    held.release()
+    note = Path(layout(tmp_path).lock_holder)
+    note.write_text(json.dumps({"pid": 2**22 + 12345, "since": 1, "note": {"holder": "ghost", "commit": "c"}}))
+    ghost = lock.read(LocalExecutor(), layout(tmp_path))
+    assert ghost is not None and not ghost.alive and "its process is gone" in ghost.describe()
+
+
+def test_a_host_without_flock_gets_a_clear_error(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "mkdir", "cat", "date", "mv", "rm", "timeout"):
+        (bin_dir / tool).symlink_to(shutil.which(tool) or tool)
+    bare = LocalExecutor(env={"PATH": str(bin_dir)})
+    with pytest.raises(DeployFailed, match="flock is not installed"):
+        lock.acquire(bare, layout(tmp_path), holder="a", commit="b", ttl=60, wait=0)

@@ -1,22 +1,102 @@
+from datetime import UTC, datetime
+from io import StringIO
 from pathlib import Path
 
-from shipline.deployer import ReleaseFiles
-from shipline.history import FAILED, SUCCEEDED, History
-from shipline.pipeline import kept_releases
+import pytest
+from rich.console import Console
+
+from shipline import ledger, pipeline
+from shipline.config import load_project
+from shipline.deployer import HostDeployer
+from shipline.errors import DeployFailed, NotFound
+from shipline.ledger import Record
+from shipline.plan import Trigger, compile_plan
+from shipline.reporter import Reporter
+
+from .fakes import FakeDockerHost
+from .projects import write_project
 
 
-def release(history: History, sha: str, status: str) -> int:
-    number = history.start(app="shop", sha=sha * 40, short_sha=sha * 7, ref="main", source="cli", actor="ann",
-                           images={"backend": f"r/shop/backend:{sha * 7}"}, hosts=["h"])
-    history.finish(number, status, {})
-    return number
+def rec(number: int, status: str = "succeeded", sha: str = "a") -> Record:
+    return Record(number=number, app="shop", sha=sha * 40, short_sha=sha * 7, ref="main", source="cli", actor="ann",
+                  status=status, started_at="2026-11-26T12:00:00+00:00", images={"backend": f"r/shop/backend:{sha * 7}"})
 
 
-def test_keeps_this_release_and_the_newest_successful_ones(tmp_path: Path) -> None:
-    history = History(tmp_path / "h.db")
-    for sha, status in (("a", SUCCEEDED), ("b", SUCCEEDED), ("c", FAILED), ("d", SUCCEEDED)):
-        release(history, sha, status)
-    files = ReleaseFiles(5, b"", {"backend": "r/shop/backend:eeeeeee"}, b"", {})
-    kept, images = kept_releases(history, files, keep=3)
-    assert kept == [5, 4, 2]
-    assert images == {"r/shop/backend:eeeeeee", "r/shop/backend:ddddddd", "r/shop/backend:bbbbbbb"}
+def fleet(tmp_path: Path, ledgers: list[list[Record]], dirs: list[str] = ()) -> tuple[pipeline.Context, list[HostDeployer]]:  # type: ignore[assignment]
+    project = load_project(write_project(tmp_path), env={})
+    plan = compile_plan(project, Trigger("main", "b" * 40, "bbbbbbb"), datetime.now(UTC)).deploy
+    report = Reporter(Console(file=StringIO()))
+    ctx = pipeline.Context(env={}, report=report, connect=lambda i, t: FakeDockerHost())
+    hosts = []
+    for i, records in enumerate(ledgers):
+        host = FakeDockerHost()
+        host.name = f"h{i}"
+        host.files[".shipline/shop/ledger.jsonl"] = (b"".join(ledger.encode(r) for r in records), 0o644)
+        host.rules.insert(0, lambda a, d=dirs: (0, "".join(f"{n}\n" for n in d)) if a[:2] == ["ls", "-1"] else None)
+        hosts.append(HostDeployer(host, plan.targets[0], plan, report, sleep=lambda s: None))
+        hosts[-1].read_ledger()  # as pipeline.locked_hosts does under the locks
+    return ctx, hosts
+
+
+def host_ledger(h: HostDeployer) -> list[Record]:
+    return ledger.decode(h.ex.read(".shipline/shop/ledger.jsonl"))
+
+
+def test_the_number_is_above_every_host_and_every_release_directory(tmp_path: Path) -> None:
+    ctx, hosts = fleet(tmp_path, [[rec(1), rec(4)], [rec(1), rec(6, "failed")]], dirs=["9"])
+    started = pipeline.begin(ctx, hosts, lambda n: rec(n, "running", "b"))
+    assert started.number == 10
+    for h in hosts:
+        assert host_ledger(h)[-1] == started
+
+
+def test_begin_heals_unfinished_releases_on_every_host(tmp_path: Path) -> None:
+    ctx, hosts = fleet(tmp_path, [[rec(1), rec(2, "running")], [rec(1), rec(2, "running")]])
+    pipeline.begin(ctx, hosts, lambda n: rec(n, "running", "b"))
+    for h in hosts:
+        two = next(r for r in host_ledger(h) if r.number == 2)
+        assert two.status == "interrupted" and "found by release 3" in two.reason
+
+
+@pytest.mark.parametrize(("error", "status", "reason"), [
+    (DeployFailed("backend did not become healthy"), "failed", "backend did not become healthy"),
+    (KeyboardInterrupt("SIGTERM"), "interrupted", "interrupted by SIGTERM"),
+    (ValueError("a bug"), "failed", "ValueError: a bug"),
+])
+def test_every_ending_is_recorded_on_every_host(tmp_path: Path, error: BaseException, status: str, reason: str) -> None:
+    ctx, hosts = fleet(tmp_path, [[rec(1)], [rec(1)]])
+    started = pipeline.begin(ctx, hosts, lambda n: rec(n, "running", "b"))
+    with pytest.raises(type(error)), pipeline.recorded(ctx, hosts, started):
+        raise error
+    for h in hosts:
+        last = host_ledger(h)[-1]
+        assert (last.number, last.status, last.reason) == (2, status, reason) and last.finished_at
+
+
+def test_a_host_that_went_live_before_another_failed_records_success(tmp_path: Path) -> None:
+    ctx, hosts = fleet(tmp_path, [[rec(1)], [rec(1)]])
+    started = pipeline.begin(ctx, hosts, lambda n: rec(n, "running", "b"))
+    with pytest.raises(DeployFailed), pipeline.recorded(ctx, hosts, started) as live:
+        live.add(hosts[0].name)
+        raise DeployFailed("h1 failed")
+    assert [host_ledger(h)[-1].status for h in hosts] == ["succeeded", "failed"]
+
+
+def test_rollback_goes_to_the_newest_success_of_another_commit_or_the_one_named() -> None:
+    history = ledger.merge({"h": [rec(1, sha="a"), rec(2, "failed", "b"), rec(3, sha="c"), rec(4, sha="c")]})
+    assert pipeline.choose_rollback(history, None).record.number == 1
+    assert pipeline.choose_rollback(history, 3).record.number == 3
+    with pytest.raises(NotFound, match="did not succeed"):
+        pipeline.choose_rollback(history, 2)
+    with pytest.raises(NotFound, match="does not exist"):
+        pipeline.choose_rollback(history, 9)
+    with pytest.raises(NotFound, match="only successful release"):
+        pipeline.choose_rollback(ledger.merge({"h": [rec(1)]}), None)
+
+
+def test_prune_keeps_the_newest_successes_whoever_made_them(tmp_path: Path) -> None:
+    ctx, hosts = fleet(tmp_path, [[rec(1, sha="a"), rec(2, sha="b"), rec(3, "failed", "c"), rec(4, sha="d"), rec(5, "running", "e")]],
+                       dirs=["1", "2", "3", "4", "5"])
+    pipeline.prune(ctx, hosts, hosts[0].plan)
+    removed = [c[-1] for c in hosts[0].ex.ran("rm", "-rf")]  # type: ignore[attr-defined]
+    assert removed == [".shipline/shop/releases/3"]  # keep_releases 5: 1, 2, 4 kept; 5 is under way

@@ -1,11 +1,8 @@
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
 from shipline.config import load_project
-from shipline.plan import Trigger, compile_plan, env_file, image_sources, image_variable, override_file
+from shipline.plan import Trigger, compile_plan, image_sources
 
 from .projects import SHIPLINE, write_project
 
@@ -46,7 +43,7 @@ def test_service_test_runs_in_the_built_image_and_image_test_mounts_the_checkout
 
 
 def test_rollout_order_follows_dependencies_with_migration_before_backend(tmp_path: Path) -> None:
-    rollout = plan_for(tmp_path).deploys[0].rollout
+    rollout = plan_for(tmp_path).deploy.targets[0].rollout
     assert [r.service for r in rollout] == ["db", "backend", "frontend", "proxy"]
     backend = rollout[1]
     assert backend.built and backend.health_timeout == 30
@@ -59,31 +56,6 @@ def test_plan_renders_every_stage(tmp_path: Path) -> None:
     for word in ("checkout", "build", "test", "publish", "deploy", "deploy@127.0.0.1:2222",
                  "docker push 127.0.0.1:5000/shop/frontend:0123456", "migrate"):
         assert word in text
-
-
-def test_override_points_services_at_env_variables() -> None:
-    data = yaml.safe_load(override_file({"backend": "r/b:1", "web-app": "r/w:1"}))
-    assert data == {"services": {"backend": {"image": "${SHIPLINE_IMAGE_BACKEND:?set by shipline}"},
-                                 "web-app": {"image": "${SHIPLINE_IMAGE_WEB_APP:?set by shipline}"}}}
-    assert image_variable("web-app") == "SHIPLINE_IMAGE_WEB_APP"
-
-
-def test_env_file_quotes_values_compose_would_misread() -> None:
-    text = env_file("shop", 3, {"backend": "r/b:1"}, {"HTTPS_PORT": "8443"}, {"POSTGRES_PASSWORD": "p$ss word"})
-    lines = text.splitlines()
-    assert lines[:4] == ["COMPOSE_PROJECT_NAME=shop", "SHIPLINE_RELEASE=3", "SHIPLINE_IMAGE_BACKEND=r/b:1", "HTTPS_PORT=8443"]
-    assert lines[4] == "POSTGRES_PASSWORD='p$ss word'"
-
-
-def test_image_variables_never_collide() -> None:
-    names = ["web-api", "web_api", "web.api", "Web-api", "WEB-API", "web--api", "web-_api", "web_-api", "webx5fapi",
-             "web-x5f-api", "a", "A", "a1", "a-1", "a_1"]
-    variables = [image_variable(n) for n in names]
-    assert len(set(variables)) == len(names), dict(zip(names, variables, strict=True))
-    assert all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) for v in variables)
-    assert image_variable("backend") == "SHIPLINE_IMAGE_BACKEND"  # the usual names read as before
-    text = env_file("shop", 1, {"web-api": "r/a:1", "web_api": "r/b:1"}, {}, {})
-    assert "SHIPLINE_IMAGE_WEB_API=r/a:1" in text.splitlines() and "SHIPLINE_IMAGE_WEBx5fAPI=r/b:1" in text.splitlines()
 
 
 def test_image_sources_say_reuse_or_build_and_why() -> None:
@@ -130,3 +102,10 @@ def test_build_cache_from_config_or_overridden(tmp_path: Path) -> None:
     assert "type=registry,ref=127.0.0.1:5000/shop/frontend:cache,mode=max" in overridden.builds[1].argv
     assert "needs a docker-container builder" in overridden.render()
     assert "--cache-to" not in compile_plan(project, TRIGGER, WHEN, build_cache="off").builds[0].argv
+
+
+def test_the_plan_carries_every_runtime_setting(tmp_path: Path) -> None:
+    d = plan_for(tmp_path).deploy
+    assert (d.app, d.keep_releases, d.lock_wait, d.lock_ttl, d.secrets) == ("shop", 5, 120, 1800, ("POSTGRES_PASSWORD",))
+    assert d.secrets_file == str(tmp_path / ".shipline" / "secrets")
+    assert d.targets[0].layout.ledger == ".shipline/shop/ledger.jsonl"

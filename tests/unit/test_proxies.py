@@ -41,9 +41,10 @@ def test_traefik_switch_writes_then_renames_then_confirms(monkeypatch: pytest.Mo
     monkeypatch.setattr("shipline.proxies.httpapi.request", lambda *a, **k: next(answers))
     monkeypatch.setattr("shipline.proxies.time.sleep", lambda s: None)
     TraefikDriver(ex, PROXY, "shop", "/home/deploy/.shipline/shop/proxy").switch("backend", ["10.0.0.5:8000"])
-    assert "/home/deploy/.shipline/shop/proxy/.shop-backend.yml.tmp" in ex.files
-    assert ex.commands == [["mv", "-f", "/home/deploy/.shipline/shop/proxy/.shop-backend.yml.tmp",
-                            "/home/deploy/.shipline/shop/proxy/shop-backend.yml"]]
+    written = ex.files["/home/deploy/.shipline/shop/proxy/shop-backend.yml"][0]  # put() writes aside and renames
+    assert b"http://10.0.0.5:8000" in written
+    driver = TraefikDriver(ex, PROXY, "shop", "/home/deploy/.shipline/shop/proxy")
+    assert driver.routed("backend") == ["10.0.0.5:8000"] and driver.routed("frontend") is None
 
 
 def test_switch_not_confirmed_in_time_fails(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,4 +72,5 @@ def test_caddy_switch_loads_routes_once_and_confirms_inside_the_container(monkey
     driver.switch("frontend", ["10.0.0.5:8000"])
     assert calls == ["GET /config/", "POST /load", "GET /config/"]
     assert ex.ran("docker", "exec")[0] == ["docker", "exec", "proxy-1", "cat", "/etc/shipline/shop-backend.upstream"]
-    assert ex.files["/p/.shop-backend.upstream.tmp"][0] == b"10.0.0.5:8000"
+    assert ex.files["/p/shop-backend.upstream"][0] == b"10.0.0.5:8000"
+    assert driver.routed("backend") == ["10.0.0.5:8000"] and driver.routed("proxy") is None

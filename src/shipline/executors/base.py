@@ -1,4 +1,4 @@
-"""The one small interface every executor implements: run a command, put a file."""
+"""The one small interface every executor implements: run a command, query one, hold one open, put a file."""
 
 from __future__ import annotations
 
@@ -58,6 +58,25 @@ class CommandResult:
         return self
 
 
+def query_failed(argv: Sequence[str], what: str | None, code: int, stderr: str) -> StepFailed:
+    tail = "\n".join(stderr.rstrip("\n").splitlines()[-20:])
+    return StepFailed(f"{what or shlex.join(argv)} failed with exit status {code}:\n{tail}", code, stderr)
+
+
+class Held(Protocol):
+    """A command left running with its stdin open (the deploy lock's holder). It ends when we close it."""
+
+    def readline(self, timeout: float) -> str | None:
+        """The next line it prints, or None when it ended or printed nothing within `timeout` seconds."""
+        ...
+
+    def alive(self) -> bool: ...
+
+    def close(self) -> int | None:
+        """Close its stdin (it then exits) and return its exit status, if it came within a few seconds."""
+        ...
+
+
 class Executor(Protocol):
     """Where commands run. Output is masked by the executor, so no caller can leak a secret by printing it."""
 
@@ -72,10 +91,25 @@ class Executor(Protocol):
         cwd: str | None = None,
     ) -> CommandResult: ...
 
-    def put(self, path: str, data: bytes, mode: int = 0o644) -> None: ...
+    def query(self, argv: Sequence[str], what: str | None = None) -> str:
+        """Standard output of a command whose output is parsed (JSON, ids): unmasked, so a secret's characters
+        cannot corrupt it, and without stderr, so a warning cannot either. Raises StepFailed (with the masked
+        stderr) on a non-zero exit. Only for output that carries no secret, such as ids, states and addresses.
+        """
+        ...
+
+    def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Write a file atomically (a temporary file renamed over it) with `mode` from its creation on."""
+        ...
+
+    def append(self, path: str, data: bytes) -> None: ...
 
     def read(self, path: str) -> bytes | None:
         """A file's content, or None when it does not exist."""
+        ...
+
+    def hold(self, argv: Sequence[str]) -> Held:
+        """Start a command that runs until `close()` or until this connection ends, whichever comes first."""
         ...
 
     def open_tcp(self, host: str, port: int) -> Any:
@@ -83,6 +117,10 @@ class Executor(Protocol):
 
         Lets shipline talk to a proxy's API that is published only on the server's loopback.
         """
+        ...
+
+    def reconnect(self) -> None:
+        """A new connection after the old one dropped (what was held on the old one is gone)."""
         ...
 
     def close(self) -> None: ...

@@ -1,19 +1,29 @@
-"""Runs commands on a host over SSH (paramiko), after checking its host key against the pin."""
+"""Runs commands on a host over SSH (paramiko), after checking its host key against the pin.
+
+A dropped connection surfaces as ConnectionLost (never a paramiko traceback); the caller decides whether to
+`reconnect()` and what to redo, because whatever the old connection held (the deploy lock) is gone with it.
+"""
 
 from __future__ import annotations
 
 import base64
+import posixpath
 import shlex
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import paramiko
+from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_TRUNC, SFTP_FLAG_WRITE
 
-from ..errors import DeployFailed, HostKeyError
+from ..errors import ConnectionLost, DeployFailed, HostKeyError
 from ..hostkeys import PublicKey, changed_key_message, matches, unknown_key_message
 from ..secrets import Masker
-from .base import CommandResult, LineSink, collect
+from .base import CommandResult, LineSink, collect, query_failed
+
+APPEND = 'cat >> "$1"'  # O_APPEND: one write per record, never interleaved with another appender's
 
 
 class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
@@ -34,6 +44,38 @@ def _known_name(hostname: str, port: int) -> str:
     return hostname if port == 22 else f"[{hostname}]:{port}"
 
 
+class SSHHeld:
+    """A remote command on its own channel; it sees EOF on stdin when we close it or the connection ends."""
+
+    def __init__(self, chan: paramiko.Channel) -> None:
+        self._chan = chan
+        self._out = chan.makefile("rb")
+
+    def readline(self, timeout: float) -> str | None:
+        self._chan.settimeout(timeout)
+        try:
+            raw = self._out.readline()
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException):
+            return None
+        return raw.decode("utf-8", "replace").rstrip("\n") if raw else None
+
+    def alive(self) -> bool:
+        transport = self._chan.get_transport()
+        return not self._chan.closed and not self._chan.exit_status_ready() and transport is not None and transport.is_active()
+
+    def close(self) -> int | None:
+        try:
+            self._chan.shutdown_write()
+            deadline = time.monotonic() + 5
+            while not self._chan.exit_status_ready() and time.monotonic() < deadline and self.alive():
+                time.sleep(0.02)
+            return self._chan.recv_exit_status() if self._chan.exit_status_ready() else None
+        except (OSError, EOFError, paramiko.SSHException):
+            return None
+        finally:
+            self._chan.close()
+
+
 class SSHExecutor:
     def __init__(
         self,
@@ -50,33 +92,82 @@ class SSHExecutor:
     ) -> None:
         self.name = address
         self._mask = masker or Masker()
-        self._client = paramiko.SSHClient()
+        self._hostname, self._port, self._user, self._key_path = hostname, port, user, key_path
+        self._pinned, self._index, self._timeout = pinned, index, connect_timeout
+        self._sftp: paramiko.SFTPClient | None = None
+        self._client = self._connect()
+
+    def _connect(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        pinned = self._pinned
         if pinned and not pinned.startswith("SHA256:"):
             # A known key makes paramiko negotiate that key type and raise BadHostKeyException on mismatch.
             pub = PublicKey.parse(pinned)
-            self._client.get_host_keys().add(
-                _known_name(hostname, port), pub.key_type, paramiko.PKey.from_type_string(pub.key_type, _b64(pub.blob_b64))
+            client.get_host_keys().add(
+                _known_name(self._hostname, self._port), pub.key_type,
+                paramiko.PKey.from_type_string(pub.key_type, base64.b64decode(pub.blob_b64)),
             )
-        self._client.set_missing_host_key_policy(_PinnedKeyPolicy(address, pinned, index))
+        client.set_missing_host_key_policy(_PinnedKeyPolicy(self.name, pinned, self._index))
         try:
-            self._client.connect(
-                hostname,
-                port=port,
-                username=user,
-                key_filename=str(key_path) if key_path else None,
-                look_for_keys=key_path is None,
-                allow_agent=key_path is None,
-                timeout=connect_timeout,
-                banner_timeout=connect_timeout,
+            client.connect(
+                self._hostname,
+                port=self._port,
+                username=self._user,
+                key_filename=str(self._key_path) if self._key_path else None,
+                look_for_keys=self._key_path is None,
+                allow_agent=self._key_path is None,
+                timeout=self._timeout,
+                banner_timeout=self._timeout,
+                auth_timeout=self._timeout,
             )
         except paramiko.BadHostKeyException as exc:
             offered = PublicKey(exc.key.get_name(), exc.key.get_base64())
-            raise HostKeyError(changed_key_message(address, pinned or "", offered, index)) from None
+            raise HostKeyError(changed_key_message(self.name, pinned or "", offered, self._index)) from None
         except paramiko.AuthenticationException as exc:
-            raise DeployFailed(f"SSH login to {address} failed: {exc}. Check hosts[{index}].ssh_key and that its public key is in ~{user}/.ssh/authorized_keys there.") from None
-        except (TimeoutError, OSError, paramiko.SSHException) as exc:
-            raise DeployFailed(f"Cannot connect to {address}: {exc}.") from None
-        self._sftp: paramiko.SFTPClient | None = None
+            raise DeployFailed(f"SSH login to {self.name} failed: {exc}. Check hosts[{self._index}].ssh_key and that its public key is in ~{self._user}/.ssh/authorized_keys there.") from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise ConnectionLost(f"Cannot connect to {self.name}: {exc or type(exc).__name__}.") from None
+        transport = client.get_transport()
+        assert transport is not None
+        transport.set_keepalive(10)
+        return client
+
+    def _active(self) -> bool:
+        transport = self._client.get_transport()
+        return transport is not None and transport.is_active()
+
+    def _transport(self) -> paramiko.Transport:
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionLost(f"the SSH connection to {self.name} has dropped")
+        return transport
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """Connection failures become ConnectionLost; a remote error on a live connection stays what it is."""
+        try:
+            yield
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            if self._active():
+                raise
+            raise ConnectionLost(f"the SSH connection to {self.name} dropped while it was {what} "
+                                 f"({exc or type(exc).__name__})") from None
+
+    def _open(self, argv: Sequence[str], cwd: str | None, combine: bool) -> paramiko.Channel:
+        command = shlex.join(argv)
+        if cwd:
+            command = f"cd {shlex.quote(cwd)} && {command}"
+        chan = self._transport().open_session()
+        chan.set_combine_stderr(combine)
+        chan.exec_command(command)
+        return chan
+
+    def _ended(self, chan: paramiko.Channel, argv: Sequence[str]) -> int:
+        code = chan.recv_exit_status()
+        chan.close()
+        if code == -1 and not self._active():  # no exit status: the connection went, not the command
+            raise ConnectionLost(f"the SSH connection to {self.name} dropped while it was running {argv[0]}")
+        return code
 
     def run(
         self,
@@ -86,56 +177,83 @@ class SSHExecutor:
         on_line: LineSink | None = None,
         cwd: str | None = None,
     ) -> CommandResult:
-        command = shlex.join(argv)
-        if cwd:
-            command = f"cd {shlex.quote(cwd)} && {command}"
-        transport = self._client.get_transport()
-        assert transport is not None
-        chan = transport.open_session()
-        chan.set_combine_stderr(True)
-        chan.exec_command(command)
-        if stdin is not None:
-            chan.sendall(stdin)
-        chan.shutdown_write()
-        output = collect(chan.makefile("rb"), self._mask, on_line)
-        returncode = chan.recv_exit_status()
-        chan.close()
-        return CommandResult(tuple(argv), returncode, output)
+        with self._guard(f"running {argv[0]}"):
+            chan = self._open(argv, cwd, combine=True)
+            if stdin is not None:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            output = collect(chan.makefile("rb"), self._mask, on_line)
+            return CommandResult(tuple(argv), self._ended(chan, argv), output)
+
+    def query(self, argv: Sequence[str], what: str | None = None) -> str:
+        with self._guard(f"running {argv[0]}"):
+            chan = self._open(argv, None, combine=False)
+            chan.shutdown_write()
+            out = chan.makefile("rb").read()
+            err = chan.makefile_stderr("rb").read()
+            code = self._ended(chan, argv)
+        if code != 0:
+            raise query_failed(argv, what, code, self._mask(err.decode("utf-8", "replace")))
+        return bytes(out).decode("utf-8", "replace")
+
+    def _sftp_client(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            self._sftp = self._client.open_sftp()
+        return self._sftp
 
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        if self._sftp is None:
-            self._sftp = self._client.open_sftp()
-        with self._sftp.open(path, "wb") as f:
-            f.chmod(mode)  # before any byte is written, so a secret is never readable by others
-            f.write(data)
+        directory, name = posixpath.split(path)
+        tmp = posixpath.join(directory, f".{name}.shipline-tmp")
+        with self._guard(f"uploading {path}"):
+            sftp = self._sftp_client()
+            # OPEN carries the mode, so the file has it from creation on (paramiko's open() sends none).
+            attrs = paramiko.SFTPAttributes()
+            attrs.st_mode = mode
+            kind, msg = sftp._request(CMD_OPEN,  # type: ignore[attr-defined]
+                                       tmp, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC, attrs)
+            if kind != CMD_HANDLE:
+                raise OSError(f"cannot create {tmp}")
+            with paramiko.SFTPFile(sftp, msg.get_binary(), "wb") as f:
+                f.chmod(mode)  # a file left by an interrupted upload keeps its old mode otherwise
+                f.write(data)
+            sftp.posix_rename(tmp, path)
+
+    def append(self, path: str, data: bytes) -> None:
+        self.run(["sh", "-c", APPEND, "append", path], stdin=data).check(f"append to {path}")
 
     def read(self, path: str) -> bytes | None:
-        if self._sftp is None:
-            self._sftp = self._client.open_sftp()
-        try:
-            with self._sftp.open(path, "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            return None
+        with self._guard(f"reading {path}"):
+            try:
+                with self._sftp_client().open(path, "rb") as f:
+                    return bytes(f.read())
+            except FileNotFoundError:
+                return None
+
+    def hold(self, argv: Sequence[str]) -> SSHHeld:
+        with self._guard(f"starting {argv[0]}"):
+            return SSHHeld(self._open(argv, None, combine=True))
 
     def open_tcp(self, host: str, port: int) -> paramiko.Channel:
-        transport = self._client.get_transport()
-        assert transport is not None
-        try:
-            chan = transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=10)
-        except paramiko.ChannelException as exc:
-            raise OSError(f"{self.name}: cannot reach {host}:{port} through SSH: {exc}") from None
+        with self._guard(f"opening a tunnel to {host}:{port}"):
+            try:
+                chan = self._transport().open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=10)
+            except paramiko.ChannelException as exc:
+                raise OSError(f"{self.name}: cannot reach {host}:{port} through SSH: {exc}") from None
         chan.settimeout(10)
         return chan
 
+    def reconnect(self) -> None:
+        self.close()
+        self._client = self._connect()
+
     def close(self) -> None:
-        if self._sftp is not None:
-            self._sftp.close()
+        try:
+            if self._sftp is not None:
+                self._sftp.close()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+        self._sftp = None
         self._client.close()
-
-
-def _b64(text: str) -> bytes:
-    return base64.b64decode(text)
 
 
 def scan_host_key(hostname: str, port: int, timeout: float = 10) -> PublicKey:

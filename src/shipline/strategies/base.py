@@ -1,0 +1,137 @@
+"""What every rollout strategy works with: one host's Compose project, its containers, health gates, the proxy."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .. import docker_commands as dc
+from .. import health
+from ..config import Proxy
+from ..errors import DeployFailed
+from ..executors.base import Executor
+from ..layout import RELEASE_LABEL, HostLayout
+from ..plan import ServiceRollout
+from ..proxies import ProxyDriver, driver
+from ..reporter import Reporter
+
+
+@dataclass
+class Applied:
+    """How far one service's rollout got: what undoing it needs."""
+
+    step: ServiceRollout
+    old: list[str]  # containers that served before this deploy
+    new: list[str] = field(default_factory=list)
+    old_endpoints: list[str] = field(default_factory=list)
+    switched: bool = False
+
+    @property
+    def side_by_side(self) -> bool:
+        return self.step.side_by_side and bool(self.old)
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    running: bool
+    release: int | None  # the release label, on containers started beside others
+
+
+def choose_endpoint(networks: dict[str, dict[str, str]], proxy_networks: set[str], port: int) -> str | None:
+    """host:port of a container on a network the proxy shares with it (first such network, by name)."""
+    for name in sorted(networks):
+        if name in proxy_networks and networks[name].get("IPAddress"):
+            return f"{networks[name]['IPAddress']}:{port}"
+    return None
+
+
+class RolloutHost:
+    """One host's Compose project as the strategies see it. Holds no deploy state of its own."""
+
+    def __init__(self, ex: Executor, app: str, layout: HostLayout, proxy: Proxy | None, report: Reporter, *,
+                 sleep: Callable[[float], None] = time.sleep, proxy_driver: ProxyDriver | None = None) -> None:
+        self.ex, self.app, self.layout, self.proxy, self.report = ex, app, layout, proxy, report
+        self.sleep = sleep
+        self._driver = proxy_driver
+        self._home: str | None = None
+        self._proxy_networks: set[str] | None = None
+
+    def run(self, argv: Sequence[str], what: str, stdin: bytes | None = None) -> str:
+        return self.ex.run(argv, stdin=stdin, on_line=self.report.sink(self.ex.name)).check(what).output
+
+    def home(self) -> str:
+        if self._home is None:
+            self._home = self.ex.query(["pwd"], "find the home directory").strip()
+        return self._home
+
+    def compose_base(self, release: int) -> list[str]:
+        return dc.compose(self.app, self.layout.compose_files(release), self.layout.env_file(release), self.layout.data_dir)
+
+    def containers(self, service: str, *, all_states: bool = False) -> list[str]:
+        return self.ex.query(dc.service_containers(self.app, service, all_states=all_states),
+                             f"list {service} containers").split()
+
+    def labelled(self, service: str) -> list[Container]:
+        found = []
+        for line in self.ex.query(dc.labelled_containers(self.app, service, RELEASE_LABEL), f"list {service} containers").splitlines():
+            cid, state, *label = line.split()
+            found.append(Container(cid, state == "running", int(label[0]) if label and label[0].isdigit() else None))
+        return found
+
+    def proxy_driver(self) -> ProxyDriver:
+        assert self.proxy is not None
+        if self._driver is None:
+            proxy = self.proxy
+
+            def container() -> str:
+                running = self.containers(proxy.service)
+                if not running:
+                    raise DeployFailed(f"{self.ex.name}: the proxy service {proxy.service!r} is not running")
+                return running[0]
+
+            self._driver = driver(self.ex, proxy, self.app, f"{self.home()}/{self.layout.proxy_dir}", container)
+        return self._driver
+
+    def routed(self, step: ServiceRollout) -> bool:
+        return step.port is not None and self.proxy is not None
+
+    def endpoints(self, containers: Sequence[str], port: int) -> list[str]:
+        assert self.proxy is not None
+        if self._proxy_networks is None:
+            proxies = self.containers(self.proxy.service)
+            if not proxies:
+                raise DeployFailed(f"{self.ex.name}: the proxy service {self.proxy.service!r} is not running")
+            self._proxy_networks = set(self.networks(proxies[0]))
+        found = []
+        for cid in containers:
+            endpoint = choose_endpoint(self.networks(cid), self._proxy_networks, port)
+            if endpoint is None:
+                raise DeployFailed(f"{self.ex.name}: container {cid[:12]} shares no network with the proxy; "
+                                   f"put it on one of {', '.join(sorted(self._proxy_networks))}")
+            found.append(endpoint)
+        return found
+
+    def networks(self, cid: str) -> dict[str, dict[str, str]]:
+        try:
+            data = json.loads(self.ex.query(dc.inspect_networks(cid), "inspect networks"))
+        except ValueError:
+            raise DeployFailed(f"{self.ex.name}: docker inspect of {cid[:12]} did not print JSON") from None
+        return data if isinstance(data, dict) else {}
+
+    def wait_healthy(self, containers: Sequence[str], service: str, timeout: float) -> float:
+        return health.wait_healthy(self.ex, containers, service, timeout)
+
+    def switch(self, service: str, endpoints: list[str]) -> float:
+        """Point the proxy at `endpoints` and wait for its confirmation; returns how long that took."""
+        start = time.monotonic()
+        self.proxy_driver().switch(service, endpoints)
+        return time.monotonic() - start
+
+    def stop(self, containers: Sequence[str], timeout: int, what: str) -> None:
+        """Graceful stop (the image's stop signal, then SIGKILL after `timeout` s), then removal."""
+        if containers:
+            self.ex.query(dc.stop(containers, timeout), f"stop {what}")
+            self.ex.query(dc.remove(containers), f"remove {what}")
