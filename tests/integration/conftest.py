@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from .stack import AppRepo, compose_down, make_app_repo
+from .vps import Node, start_nodes
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -22,3 +23,9 @@ def app_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppRepo]:
         yield repo
     finally:
         compose_down(app)
+
+
+@pytest.fixture(scope="session")
+def vps_nodes() -> list[Node]:
+    """The three VPS nodes, started on first use and left running for the next run (`scripts/testenv down` stops them)."""
+    return start_nodes()

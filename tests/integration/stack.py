@@ -20,17 +20,22 @@ EXAMPLE = ROOT / "examples" / "fullstack"
 ENV_FILE = Path("/var/lib/shipline-testenv/env")
 
 
-def read_testenv() -> dict[str, str]:
-    """Variables written by `scripts/testenv up`; integration tests cannot run without them."""
-    if not ENV_FILE.is_file():
-        raise RuntimeError(f"{ENV_FILE} is missing: run `scripts/testenv up` (make test does) first")
+def read_env_file(path: Path) -> dict[str, str]:
+    """`export NAME=value` lines, as scripts/testenv writes them."""
     values = {}
-    for line in ENV_FILE.read_text().splitlines():
+    for line in path.read_text().splitlines():
         line = line.strip().removeprefix("export ")
         if "=" in line and not line.startswith("#"):
             k, v = line.split("=", 1)
             values[k] = v.strip().strip('"').strip("'")
     return values
+
+
+def read_testenv() -> dict[str, str]:
+    """Variables written by `scripts/testenv up`; integration tests cannot run without them."""
+    if not ENV_FILE.is_file():
+        raise RuntimeError(f"{ENV_FILE} is missing: run `scripts/testenv up` (make test does) first")
+    return read_env_file(ENV_FILE)
 
 
 def free_port() -> int:
