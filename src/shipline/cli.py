@@ -30,6 +30,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="From git push to production on servers you own.")
 lock_app = typer.Typer(no_args_is_help=True, help="Inspect or release the deploy lock on the hosts.")
 app.add_typer(lock_app, name="lock")
+swarm_app = typer.Typer(no_args_is_help=True, help="Docker Swarm on the configured hosts.")
+app.add_typer(swarm_app, name="swarm")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path of shipline.yml.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -361,6 +363,21 @@ def lock_release(config: ConfigOpt = Path("shipline.yml")) -> None:
     for h in hosts:
         text = h.get("error") or ("lock released" if h.get("stopped") else "no live holder; nothing to release")
         console().print(f"{h['address']}: {text}")
+
+
+@swarm_app.command("init")
+@handled
+def swarm_init(config: ConfigOpt = Path("shipline.yml"),
+               managers: Annotated[int, typer.Option(help="How many hosts, from the first, are managers (odd).")] = 0) -> None:
+    """Make the hosts one swarm: the first initialises it (or leads it already), the others join."""
+    from . import pipeline, swarm
+    ctx = context(config)
+    hosts = ctx.project.config.hosts
+    count = managers or (3 if len(hosts) >= 3 else 1)
+    with pipeline.connected(ctx) as executors, ctx.report.stage("swarm", f"{len(hosts)} host(s), {count} manager(s)"):
+        swarm.apply(executors, hosts, count, ctx.report, ctx.masker)
+        nodes = executors[0].run(swarm.nodes_argv()).check("docker node ls").output
+    console().print(nodes.rstrip(), highlight=False, markup=False)
 
 
 def _interrupt(signum: int, frame: object) -> None:
