@@ -371,13 +371,18 @@ def swarm_init(config: ConfigOpt = Path("shipline.yml"),
                managers: Annotated[int, typer.Option(help="How many hosts, from the first, are managers (odd).")] = 0) -> None:
     """Make the hosts one swarm: the first initialises it (or leads it already), the others join."""
     from . import pipeline, swarm
-    ctx = context(config)
-    hosts = ctx.project.config.hosts
+    from .config import load_project
+    from .plan import deploy_plan
+
+    dplan = deploy_plan(load_project(config))
+    ctx = context()
+    hosts = [t.host for t in dplan.targets]
     count = managers or (3 if len(hosts) >= 3 else 1)
-    with pipeline.connected(ctx) as executors, ctx.report.stage("swarm", f"{len(hosts)} host(s), {count} manager(s)"):
+    with pipeline.connected(ctx, dplan) as deployers, ctx.report.stage("swarm", f"{len(hosts)} host(s), {count} manager(s)"):
+        executors = [d.ex for d in deployers]
         swarm.apply(executors, hosts, count, ctx.report, ctx.masker)
         nodes = executors[0].run(swarm.nodes_argv()).check("docker node ls").output
-    console().print(nodes.rstrip(), highlight=False, markup=False)
+    console().print(nodes.rstrip())
 
 
 def _interrupt(signum: int, frame: object) -> None:
