@@ -504,19 +504,25 @@ def _check_proxy(config: Config, services: set[str], file: str) -> list[str]:
     return problems
 
 
-def load_project(path: Path, env: Mapping[str, str] | None = None, *, lenient: bool = False) -> Project:
-    """Read, validate and cross-check shipline.yml; raises ConfigError before anything runs."""
-    env = os.environ if env is None else env
+def read_yaml(path: Path, if_missing: str) -> Any:
+    """A YAML file's data; a ConfigError naming the file (and where YAML broke) when it is missing or invalid."""
     file = str(path)
     if not path.is_file():
-        raise ConfigError([f"{file}: no such file. Run `shipline init` to write a starter shipline.yml, or pass `--config PATH`."])
+        raise ConfigError([f"{file}: no such file. {if_missing}"])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{file}: not valid YAML{where}: {problem}. Check the indentation and quoting there."]) from None
+
+
+def load_project(path: Path, env: Mapping[str, str] | None = None, *, lenient: bool = False) -> Project:
+    """Read, validate and cross-check shipline.yml; raises ConfigError before anything runs."""
+    env = os.environ if env is None else env
+    file = str(path)
+    data = read_yaml(path, "Run `shipline init` to write a starter shipline.yml, or pass `--config PATH`.")
     config = parse_config(data, file, env, lenient=lenient)
     root = path.resolve().parent
     compose, problems = _cross_check(config, root, file, check_keys=not lenient)

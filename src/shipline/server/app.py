@@ -22,10 +22,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..errors import ShiplineError
 from ..secrets import Masker, Secret, read_env_file
 from . import webhooks
 from .auth import COOKIE, SESSION_HOURS, Auth, address, bearer, same
 from .events import Hub
+from .masking import mask_all
 from .queue import Queue
 from .repos import GitFailed, Repos
 from .runner import Runner
@@ -77,17 +79,7 @@ class Server:
 
     def masked(self, value: Any) -> Any:
         """Every string in a response, masked: the last line of defence for pages and the JSON API."""
-        mask = self.masker()
-
-        def walk(value: Any) -> Any:
-            if isinstance(value, str):
-                return mask(value)
-            if isinstance(value, dict):
-                return {k: walk(v) for k, v in value.items()}
-            if isinstance(value, list | tuple):
-                return [walk(v) for v in value]
-            return value
-        return walk(value)
+        return mask_all(value, self.masker())
 
     def _wake(self, app: str) -> None:
         event = self._wakeups.get(app)
@@ -95,12 +87,24 @@ class Server:
             event.set()
         self.hub.notify()
 
-    async def start(self) -> None:
+    def prepare(self) -> None:
+        """Bare repositories, hooks and checkouts in place, before the server listens."""
         for app in self.settings.apps:
-            self.repos.setup(app, self.hook_tokens[app])
-        await self.runner.recover()
+            try:
+                self.repos.setup(app, self.hook_tokens[app])
+            except (GitFailed, OSError) as exc:
+                raise ShiplineError(f"cannot set up app {app}'s repositories under {self.settings.git_path} and "
+                                    f"{self.settings.data_path}: {exc}. Check that they are writable.") from None
+
+    async def start(self) -> None:
+        """Serve at once (webhooks keep being accepted); runs start after what a previous server left is settled."""
         for app in self.settings.apps:
             self._wakeups[app] = asyncio.Event()
+        self._tasks.append(asyncio.create_task(self._boot(), name="boot"))
+
+    async def _boot(self) -> None:
+        await self.runner.recover()
+        for app in self.settings.apps:
             self._tasks.append(asyncio.create_task(self._worker(app), name=f"worker {app}"))
 
     async def stop(self) -> None:
@@ -366,8 +370,14 @@ def create_app(settings: Settings) -> Starlette:
             return page(request, "error.html", 404, message="No such app.")
         releases, problem = await releases_of(name)
         runs = [r.as_dict() for r in server.store.runs(name, limit=50)]
+        by_host: dict[str, list[dict[str, Any]]] = {}
+        for release in releases:
+            for host in release.get("hosts") or ["(hosts not recorded)"]:
+                by_host.setdefault(str(host), []).append(release)
+        current = next((r.get("number") for r in releases if r.get("status") == "succeeded"), None)
         return page(request, "app.html", app=name, settings=settings.apps[name].model_dump(include={"branch", "repository", "config"}),
-                    runs=runs, releases=releases, releases_problem=problem, push_url=str(server.repos.bare(name)))
+                    runs=runs, releases_by_host=by_host, current=current, releases_problem=problem,
+                    push_url=str(server.repos.bare(name)))
 
     @operator
     async def run_page(request: Request) -> Response:

@@ -17,6 +17,7 @@ def run_server(config: Path, listen: str | None = None) -> None:
         settings = settings.model_copy(update={"listen": listen})
     app = create_app(settings)
     server = app.state.server
+    server.prepare()
     print(f"shipline serve: {settings.local_url()} (data in {settings.data_path})", flush=True)
     for name in settings.apps:
         print(f"  {name}: git push {server.repos.bare(name)}  ·  webhooks {settings.local_url()}/webhooks/{name}/<forge>",

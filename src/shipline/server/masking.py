@@ -2,7 +2,7 @@
 
 `shipline deploy` already masks each line it prints, but a line-by-line masker cannot see a multi-line secret (a
 PEM key echoed by a test step) or one that a tool wrapped over two lines. This one matches secrets against the
-concatenated content of consecutive lines (each without the reporter's `step |` prefix and surrounding blanks), and
+concatenated content of consecutive lines (each without the reporter's `step |` prefix), and
 holds back a line only while its end could be the start of a secret. Held lines are released by `flush` when the
 output goes quiet; a secret completed after that is still masked in the lines that complete it.
 """
@@ -10,8 +10,9 @@ output goes quiet; a secret completed after that is still masked in the lines th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..secrets import MASK
 
@@ -19,9 +20,20 @@ PREFIX_RE = re.compile(r"^[\w .:/@-]{1,60} \| ")  # the reporter's "build backen
 MIN_LEN = 4  # as shipline.secrets.Masker: shorter values would mask ordinary words
 
 
+def mask_all(value: Any, mask: Callable[[str], str]) -> Any:
+    """Every string inside `value` (dicts, lists) masked: what pages, the API and notifications send."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {k: mask_all(v, mask) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_all(v, mask) for v in value]
+    return value
+
+
 def needle(secret: str) -> str:
-    """A secret as it appears in content: its lines stripped and joined."""
-    return "".join(part.strip() for part in secret.splitlines())
+    """A secret as it appears in content: its lines joined (a wrap can fall on a blank, so blanks stay)."""
+    return "".join(secret.splitlines())
 
 
 @dataclass
@@ -34,13 +46,7 @@ class _Line:
     @classmethod
     def of(cls, text: str) -> _Line:
         m = PREFIX_RE.match(text)
-        start = m.end() if m else 0
-        while start < len(text) and text[start].isspace():
-            start += 1
-        end = len(text)
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        return cls(text, start, end, [False] * len(text))
+        return cls(text, m.end() if m else 0, len(text), [False] * len(text))
 
     @property
     def content(self) -> str:

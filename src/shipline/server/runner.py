@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..secrets import Masker, Secret
 from . import notify
 from .events import Hub
-from .masking import StreamMasker
+from .masking import StreamMasker, mask_all
 from .queue import ROLLBACK
 from .repos import GitFailed, Repos
 from .settings import Settings
@@ -203,7 +204,8 @@ class Runner:
         url = self.settings.apps[run.app].notify
         if not url:
             return
-        problem = await notify.post(url, notify.summary(run.as_dict(), self.settings.local_url()))
+        mask = Masker([Secret(str(i), v) for i, v in enumerate(self.masked_values(run.app))])
+        problem = await notify.post(url, mask_all(notify.summary(run.as_dict(), self.settings.local_url()), mask))
         if problem:
             log.note(f"warning: {problem}")
 
@@ -213,8 +215,11 @@ class Runner:
         for run in self.store.runs(statuses=(RUNNING,), limit=1000):
             log = RunLog(self.store, self.hub, run, self.masked_values(run.app))
             if run.pid and _ours(run.pid, run.id):
-                log.note(f"==> shipline serve restarted while this run's process {run.pid} was alive: stopping it (SIGTERM)")
-                _signal_group(run.pid, signal.SIGTERM)
+                # On Linux it got SIGTERM when the server died and is unwinding: a second one would cut that short.
+                log.note(f"==> shipline serve restarted while this run's process {run.pid} was still unwinding; "
+                         "waiting for it")
+                if not sys.platform.startswith("linux"):
+                    _signal_group(run.pid, signal.SIGTERM)
                 deadline = time.monotonic() + self.settings.apps[run.app].cancel_grace if run.app in self.settings.apps else 0
                 while _ours(run.pid, run.id) and time.monotonic() < deadline:
                     await asyncio.sleep(POLL)

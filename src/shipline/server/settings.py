@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..config import read_yaml
 from ..errors import ConfigError
 from ..interpolation import MissingVariable, interpolate
 
@@ -141,14 +141,7 @@ def parse_settings(data: Any, file: str, env: Mapping[str, str]) -> Settings:
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     file = str(path)
-    if not path.is_file():
-        raise ConfigError([f"{file}: no such file. Write a serve.yml (see docs/serve.md) and pass it with `--config`."])
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError([f"{file}: not valid YAML{where}. Check the indentation and quoting there."]) from None
+    data = read_yaml(path, "Write a serve.yml (see docs/serve.md) and pass it with `--config`.")
     settings = parse_settings(data, file, os.environ if env is None else env)
     problems = []
     for name, app in settings.apps.items():

@@ -171,3 +171,40 @@ def test_secrets_never_appear_in_api_or_pages(client: TestClient) -> None:
     for value in (APP_SECRET, TOKEN, SECRET, server.hook_tokens["shop"]):
         assert value not in everything
     assert json.loads(texts[-1])["actor"] == "x******y"
+
+
+def test_sse_log_resumes_after_last_event_id_keeps_alive_and_ends_with_the_status(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from shipline.server import app as app_module
+    from shipline.server.store import SUCCEEDED
+
+    monkeypatch.setattr(app_module, "KEEPALIVE", 0.2)
+    server = client.app.state.server  # type: ignore[attr-defined]
+    client.post("/api/apps/shop/push", json={"ref": "refs/heads/master", "sha": "e" * 40},
+                headers={"Authorization": f"Bearer {TOKEN}"})
+    server.store.append_log(1, ["one", "two", "three"])
+    client.post("/login", data={"token": TOKEN})
+
+    def finish_later() -> None:
+        import time
+
+        time.sleep(0.7)
+        server.store.append_log(1, ["four"])
+        server.store.finish_run(1, SUCCEEDED)
+
+    threading.Thread(target=finish_later).start()
+    seen: list[str] = []
+    with client.stream("GET", "/runs/1/events", headers={"Last-Event-ID": "1"}) as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        for line in resp.iter_lines():
+            seen.append(line)
+            if seen[-2:-1] == ["event: end"]:  # and its data line
+                break
+    text = "\n".join(seen)
+    assert 'data: "one"' not in text  # already shown before the reconnect
+    assert 'id: 2\ndata: "two"' in text and 'id: 3\ndata: "three"' in text
+    assert ": keep-alive" in text
+    assert text.index('"three"') < text.index(": keep-alive") < text.index('"four"')
+    assert json.loads(seen[-1].removeprefix("data: "))["status"] == "succeeded"

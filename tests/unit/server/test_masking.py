@@ -57,3 +57,11 @@ def test_short_values_and_ordinary_text_are_left_alone() -> None:
 def test_overlapping_and_repeated_occurrences() -> None:
     out = run(StreamMasker(["s3cr3t-value", "s3cr3t"]), ["s3cr3t-value s3cr3t s3cr3t-value"])
     assert out == ["****** ****** ******"]
+
+
+def test_a_secret_folded_where_it_has_a_blank() -> None:
+    """`fold -w 9` of a PEM line cuts "-----END TEST KEY-----" after the blank: the blank must stay in the match."""
+    cert = "-----BEGIN TEST KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9\n-----END TEST KEY-----"
+    folded = [line[i:i + 9] for line in cert.splitlines() for i in range(0, len(line), 9)]
+    out = run(StreamMasker([cert]), ["test echo | " + part for part in folded] + ["done"])
+    assert out == ["test echo | ******"] * len(folded) + ["done"]

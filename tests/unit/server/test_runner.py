@@ -122,6 +122,7 @@ def test_output_file_reads_whole_lines(tmp_path: Path, chunks: list[bytes], line
 
 def test_restart_stops_an_orphaned_run_keeps_its_output_and_marks_it_interrupted(tmp_path: Path) -> None:
     import os
+    import signal
     import subprocess
 
     from shipline.server.runner import RUN_ENV
@@ -135,6 +136,7 @@ def test_restart_stops_an_orphaned_run_keeps_its_output_and_marks_it_interrupted
                                  env={**os.environ, RUN_ENV: str(run.id)}, start_new_session=True)
     runner.store.update_run(run.id, pid=child.pid)
     time.sleep(1)
+    child.send_signal(signal.SIGTERM)  # what the dead server's PR_SET_PDEATHSIG sent it
     assert asyncio.run(runner.recover()) == [run.id]
     assert child.wait(5) == 130  # it got SIGTERM and unwound
     stored = runner.store.run(run.id)
@@ -142,3 +144,30 @@ def test_restart_stops_an_orphaned_run_keeps_its_output_and_marks_it_interrupted
     text = log_of(runner, run)
     assert "==> build" in text and "unwinding" in text and SECRET[10:] not in text
     assert not out.exists()
+
+
+def test_the_deploy_is_told_to_stop_when_the_server_dies(tmp_path: Path) -> None:
+    """PR_SET_PDEATHSIG: a `shipline serve` killed with -9 leaves no deploy running unattended."""
+    import os
+    import signal
+    import subprocess
+
+    marker = tmp_path / "unwound"
+    # A "server" that starts a child through the runner's pre-exec hook, then gets killed.
+    server = subprocess.Popen([sys.executable, "-c", f"""
+import subprocess, sys, time
+from shipline.server.runner import _die_with_parent
+subprocess.Popen([sys.executable, "-c", '''
+import signal, sys, time, pathlib
+signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(marker)!r}).write_text("unwound"), sys.exit(130)))
+time.sleep(60)
+'''], preexec_fn=_die_with_parent, start_new_session=True)
+time.sleep(60)
+"""])
+    time.sleep(1.5)
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait()
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.read_text() == "unwound"
