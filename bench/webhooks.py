@@ -134,15 +134,17 @@ def main() -> None:
         dev = tmp / "dev"
         subprocess.run(["git", "clone", "-q", str(repo.path), str(dev)], check=True)
         dev_repo = AppRepo(dev, repo.app, repo.port, repo.env)
+        (dev / ".shipline").mkdir()
+        (dev / ".shipline" / "secrets").write_text((repo.path / ".shipline" / "secrets").read_text())
         env = ssh_push_env(tmp)
         for i in range(args.rounds):
-            sha = commit_change(repo, f"cli-{i}")
+            # One linear history in the developer's clone: a CLI deploy from there, then a push from there.
+            sha = commit_change(dev_repo, f"cli-{i}")
             start = time.perf_counter()
-            res = repo.shipline("deploy")
+            res = dev_repo.shipline("deploy")
             assert res.code == 0, res.out
             wait_live(repo, sha)
             cli.append(time.perf_counter() - start)
-            git(dev, "pull", "-q", "--rebase", str(repo.path), "main")
             sha = commit_change(dev_repo, f"push-{i}")
             start = time.perf_counter()
             push = git_push(dev, push_url(served), env)

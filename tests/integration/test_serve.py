@@ -175,7 +175,8 @@ def test_secrets_never_appear_in_logs_api_or_pages(served: Served, state: dict[s
     everything = "\n".join(texts)
     assert DB_PASSWORD not in everything
     for piece in pieces:
-        assert piece not in everything, piece
+        if len(piece) >= 8:  # shorter ends ("----") are ordinary text
+            assert piece not in everything, piece
 
 
 def served_token() -> str:
