@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from . import pipeline
+    from .cancel import Cancel
     from .executors.base import Executor
     from .plan import DeployPlan, HostTarget
     from .secrets import Masker
@@ -86,14 +86,26 @@ def errors() -> Console:
     return Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
+def cancel() -> Cancel:
+    """This run's cancel flag: `main` hands it to the command (Ctrl-C and SIGTERM set it)."""
+    import click
+
+    from .cancel import Cancel
+
+    found = click.get_current_context().find_object(Cancel)
+    return found if found is not None else Cancel()
+
+
 def ssh_connector(masker: Masker) -> pipeline.Connect:
     from .executors.ssh import SSHExecutor
+
+    stop = cancel()
 
     def connect(index: int, target: HostTarget) -> Executor:
         host = target.host
         return SSHExecutor(address=host.address, hostname=host.hostname, port=host.port, user=host.user,
                            key_path=Path(target.key_path) if target.key_path else None, pinned=host.host_key,
-                           index=index, masker=masker)
+                           index=index, masker=masker, cancel=stop)
     return connect
 
 
@@ -104,7 +116,7 @@ def context() -> pipeline.Context:
 
     masker = Masker()
     return pipeline.Context(env=os.environ, report=Reporter(console(), masker), connect=ssh_connector(masker),
-                            masker=masker)
+                            masker=masker, cancel=cancel())
 
 
 SourceOpt = Annotated[str, typer.Option("--source", help="What triggered the deploy (cli, git-push, webhook:github, ...).")]
@@ -385,15 +397,18 @@ def swarm_init(config: ConfigOpt = Path("shipline.yml"),
     console().print(nodes.rstrip())
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)  # unwinds like Ctrl-C: switch back, unlock, record
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status so tests can call it in-process."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    """Entry point; returns the exit status so tests can call it in-process.
+
+    Ctrl-C and SIGTERM (a cancelled CI job) stop a deploy at its next safe point, where it unwinds: switch back,
+    release the lock, record the release as interrupted (shipline.cancel).
+    """
+    from .cancel import Cancel
+
+    stop = Cancel()
     try:
-        app(args=argv if argv is not None else sys.argv[1:], prog_name="shipline")
+        with stop.on_signals():
+            app(args=argv if argv is not None else sys.argv[1:], prog_name="shipline", obj=stop)
     except SystemExit as exc:  # typer exits with the command's status, or 2 for a usage error
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 from . import docker_commands as dc
 from . import ledger, lock
+from .cancel import Cancel
 from .errors import ConnectionLost, DeployFailed, ShiplineError
 from .executors.base import Executor
 from .layout import COMPOSE_FILE
@@ -22,7 +22,6 @@ from .plan import DeployPlan, HostTarget
 from .release_files import FileBlob, ReleaseFiles
 from .reporter import Reporter
 from .secrets import Secret
-from .shield import shielded
 from .strategies import Applied, RolloutHost, for_step
 from .strategies.base import Container
 
@@ -31,10 +30,13 @@ RECONNECT_DELAYS = (1.0, 2.0, 4.0, 8.0)  # bounded backoff: about 15 s before a 
 
 class HostDeployer:
     def __init__(self, ex: Executor, target: HostTarget, plan: DeployPlan, report: Reporter, *,
-                 sleep: Callable[[float], None] = time.sleep, host: RolloutHost | None = None) -> None:
-        self.ex, self.target, self.plan, self.report, self._sleep = ex, target, plan, report, sleep
+                 cancel: Cancel | None = None, sleep: Callable[[float], None] | None = None,
+                 host: RolloutHost | None = None) -> None:
+        self.ex, self.target, self.plan, self.report = ex, target, plan, report
+        self.cancel = cancel or Cancel()
+        self._sleep = sleep or self.cancel.sleep
         self.layout = target.layout
-        self.host = host or RolloutHost(ex, plan.app, target.layout, plan.proxy, report, sleep=sleep)
+        self.host = host or RolloutHost(ex, plan.app, target.layout, plan.proxy, report, sleep=self._sleep)
         self.held: lock.HeldLock | None = None
         self.ledger: list[Record] = []
         self.applied: list[Applied] = []  # services this deploy touched, in order
@@ -58,6 +60,8 @@ class HostDeployer:
             self.held = None
 
     def check_lock(self) -> None:
+        """Between steps: stop here if the run was cancelled or the lock was lost."""
+        self.cancel.check()
         if self.held is not None:
             self.held.check()
 
@@ -238,7 +242,7 @@ class HostDeployer:
     def undo(self, previous: int | None) -> bool:
         """Every touched service back as it was; True when all of them are. Signals wait until it is done."""
         ok = True
-        with shielded():
+        with self.cancel.shielded():
             for a in reversed(self.applied):
                 try:
                     for_step(a.step).undo(self.host, a, previous)
@@ -278,7 +282,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ShiplineError):
         return exc.message
     if isinstance(exc, KeyboardInterrupt):
-        return f"interrupted by {exc.args[0]}" if exc.args else "interrupted"
+        return str(exc.args[0]) if exc.args else "interrupted"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from . import docker_commands as dc
 from . import gitrepo, ledger, reuse
+from .cancel import Cancel
 from .config import Project
 from .deployer import HostDeployer, describe, locked
 from .errors import ConnectionLost, NotFound, ShiplineError, StepFailed
@@ -45,11 +45,12 @@ class Context:
     connect: Connect
     masker: Masker = field(default_factory=Masker)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    sleep: Callable[[float], None] = time.sleep  # tests replace the waits (drain, reconnect backoff)
+    cancel: Cancel = field(default_factory=Cancel)  # Ctrl-C / SIGTERM, acted on at safe points
+    sleep: Callable[[float], None] | None = None  # tests replace the waits (drain, reconnect backoff)
 
     @property
     def local(self) -> LocalExecutor:
-        return LocalExecutor(self.masker)
+        return LocalExecutor(self.masker, cancel=self.cancel)
 
 
 def make_trigger(project: Project, ref: str | None, source: str = "cli", actor: str | None = None) -> Trigger:
@@ -187,7 +188,8 @@ def connected(ctx: Context, plan: DeployPlan) -> Iterator[list[HostDeployer]]:
         with ctx.report.stage("connect", ", ".join(t.host.address for t in plan.targets)):
             for index, target in enumerate(plan.targets):
                 executors.append(ctx.connect(index, target))
-        yield [HostDeployer(ex, t, plan, ctx.report, sleep=ctx.sleep) for ex, t in zip(executors, plan.targets, strict=False)]
+        yield [HostDeployer(ex, t, plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
+               for ex, t in zip(executors, plan.targets, strict=False)]
     finally:
         for ex in executors:
             ex.close()

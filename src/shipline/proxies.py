@@ -103,8 +103,9 @@ def _confirm(what: str, timeout: float, check: Callable[[], str | None],
 
 
 class TraefikDriver:
-    def __init__(self, ex: Executor, proxy: Proxy, app: str, config_dir: str) -> None:
-        self.ex, self.proxy, self.app, self.dir = ex, proxy, app, config_dir
+    def __init__(self, ex: Executor, proxy: Proxy, app: str, config_dir: str,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.ex, self.proxy, self.app, self.dir, self.sleep = ex, proxy, app, config_dir, sleep
 
     def switch(self, service: str, endpoints: list[str]) -> None:
         text = traefik_dynamic(self.app, service, self.proxy.routes[service], endpoints, self.proxy)
@@ -119,7 +120,7 @@ class TraefikDriver:
             servers = {s.get("url") for s in body.get("loadBalancer", {}).get("servers", [])}
             return None if servers == want else f"servers {sorted(s for s in servers if s)}"
 
-        _confirm(f"{service} -> {', '.join(endpoints)}", self.proxy.switch_timeout, check)
+        _confirm(f"{service} -> {', '.join(endpoints)}", self.proxy.switch_timeout, check, sleep=self.sleep)
 
     def _file(self, service: str) -> str:
         return f"{self.dir}/{traefik_name(self.app, service)}.yml"
@@ -139,8 +140,9 @@ class TraefikDriver:
 class CaddyDriver:
     """Routes load once (and again only when they change); a switch rewrites one upstream file."""
 
-    def __init__(self, ex: Executor, proxy: Proxy, app: str, config_dir: str, container: Callable[[], str]) -> None:
-        self.ex, self.proxy, self.app, self.dir, self.container = ex, proxy, app, config_dir, container
+    def __init__(self, ex: Executor, proxy: Proxy, app: str, config_dir: str, container: Callable[[], str],
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.ex, self.proxy, self.app, self.dir, self.container, self.sleep = ex, proxy, app, config_dir, container, sleep
         self._loaded = False
 
     def _ensure_routes(self) -> None:
@@ -160,7 +162,7 @@ class CaddyDriver:
                 st, cfg = httpapi.request(self.ex, self.proxy.api, "GET", "/config/")
                 return None if st == 200 and cfg == wanted else f"HTTP {st}, other routes"
 
-            _confirm("its routes", self.proxy.switch_timeout, loaded)
+            _confirm("its routes", self.proxy.switch_timeout, loaded, sleep=self.sleep)
         self._loaded = True
 
     def switch(self, service: str, endpoints: list[str]) -> None:
@@ -176,14 +178,15 @@ class CaddyDriver:
             res = self.ex.run(["docker", "exec", self.container(), "cat", inside])
             return None if res.ok and res.output.strip() == endpoints[0] else f"{inside} = {res.output.strip()!r}"
 
-        _confirm(f"{service} -> {endpoints[0]}", self.proxy.switch_timeout, check)
+        _confirm(f"{service} -> {endpoints[0]}", self.proxy.switch_timeout, check, sleep=self.sleep)
 
     def routed(self, service: str) -> list[str] | None:
         raw = self.ex.read(f"{self.dir}/{caddy_upstream_file(self.app, service)}")
         return None if raw is None else [raw.decode().strip()] if raw.strip() else []
 
 
-def driver(ex: Executor, proxy: Proxy, app: str, config_dir: str, container: Callable[[], str]) -> ProxyDriver:
+def driver(ex: Executor, proxy: Proxy, app: str, config_dir: str, container: Callable[[], str],
+           sleep: Callable[[float], None] = time.sleep) -> ProxyDriver:
     if proxy.type == "traefik":
-        return TraefikDriver(ex, proxy, app, config_dir)
-    return CaddyDriver(ex, proxy, app, config_dir, container)
+        return TraefikDriver(ex, proxy, app, config_dir, sleep)
+    return CaddyDriver(ex, proxy, app, config_dir, container, sleep)

@@ -1,5 +1,3 @@
-import os
-import signal
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
@@ -170,20 +168,32 @@ def test_a_second_ctrl_c_during_undo_waits_until_the_undo_is_done(tmp_path: Path
     original = s.proxy.switch
 
     def impatient(service: str, endpoints: list[str]) -> None:
-        if len(s.proxy.switches) == 1:  # the switch back: the user presses Ctrl-C again, CI sends SIGTERM
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGTERM)
+        if len(s.proxy.switches) == 1:  # the switch back: the user presses Ctrl-C, CI then sends SIGTERM
+            s.deployer.cancel.request("interrupted by SIGINT")
+            s.deployer.cancel.check()  # not acted on while the undo runs
         original(service, endpoints)
 
     s.proxy.switch = impatient  # type: ignore[method-assign]
-    old = signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("SIGTERM")))
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            s.deploy()
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        s.deploy()
     assert len(s.proxy.switches) == 2 and s.proxy.switches[1][0] == "backend", "the switch back completed"
     assert sorted(rel for _, rel in s.host.containers.values()) == ["1", "1", "1", "1"]
+    assert s.host.released == 1
+
+
+def test_a_cancel_between_steps_stops_the_rollout_and_undoes_it(tmp_path: Path) -> None:
+    s = Setup(tmp_path, release_one(FakeDockerHost()), PROXIED)
+    original = s.proxy.switch
+
+    def then_cancel(service: str, endpoints: list[str]) -> None:
+        original(service, endpoints)
+        if service == "backend" and len(s.proxy.switches) == 1:
+            s.deployer.cancel.request("interrupted by SIGTERM")  # as the CLI's signal handler does
+
+    s.proxy.switch = then_cancel  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        s.deploy()
+    assert [svc for svc, _ in s.proxy.switches] == ["backend", "backend"], "stopped before the frontend, switched back"
 
 
 def test_a_failed_restore_does_not_claim_the_previous_release_serves(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def test_begin_heals_unfinished_releases_on_every_host(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("error", "status", "reason"), [
     (DeployFailed("backend did not become healthy"), "failed", "backend did not become healthy"),
-    (KeyboardInterrupt("SIGTERM"), "interrupted", "interrupted by SIGTERM"),
+    (KeyboardInterrupt("interrupted by SIGTERM"), "interrupted", "interrupted by SIGTERM"),
     (ValueError("a bug"), "failed", "ValueError: a bug"),
 ])
 def test_every_ending_is_recorded_on_every_host(tmp_path: Path, error: BaseException, status: str, reason: str) -> None:

@@ -8,33 +8,65 @@ import queue
 import socket
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from ..cancel import Cancel
 from ..secrets import Masker
 from .base import CommandResult, LineSink, collect, query_failed
 
+POLL = 0.25  # how often a wait looks at the cancel flag
+
+
+def _lines(stream: Iterator[bytes]) -> queue.Queue[bytes | None]:
+    """A process's output lines, read by a thread, so the caller can wait for them and still be cancelled."""
+    lines: queue.Queue[bytes | None] = queue.Queue()
+
+    def read() -> None:
+        for raw in stream:
+            lines.put(raw)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _until_end(lines: queue.Queue[bytes | None], cancel: Cancel, on_cancel: Callable[[], None]) -> Iterator[bytes]:
+    while True:
+        try:
+            raw = lines.get(timeout=POLL)
+        except queue.Empty:
+            if cancel.requested:
+                on_cancel()
+                cancel.check()
+            continue
+        if raw is None:
+            return
+        yield raw
+
 
 class LocalHeld:
-    """A local process with a stdin pipe; a reader thread turns its stdout into lines with timeouts."""
+    """A local process with a stdin pipe, read line by line with timeouts."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None) -> None:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None, cancel: Cancel) -> None:
         self._proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
         assert self._proc.stdout
-        for raw in self._proc.stdout:
-            self._lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
-        self._lines.put(None)
+        self._lines = _lines(self._proc.stdout)
+        self._cancel = cancel
 
     def readline(self, timeout: float) -> str | None:
-        try:
-            return self._lines.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        deadline = time.monotonic() + timeout
+        while True:
+            self._cancel.check()
+            try:
+                raw = self._lines.get(timeout=max(0.0, min(POLL, deadline - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    return None
+                continue
+            return None if raw is None else raw.decode("utf-8", "replace").rstrip("\n")
 
     def alive(self) -> bool:
         return self._proc.poll() is None
@@ -52,9 +84,11 @@ class LocalHeld:
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, masker: Masker | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, masker: Masker | None = None, env: Mapping[str, str] | None = None,
+                 cancel: Cancel | None = None) -> None:
         self._mask = masker or Masker()
         self._env = dict(env) if env is not None else None
+        self._cancel = cancel or Cancel()
 
     def run(
         self,
@@ -80,7 +114,8 @@ class LocalExecutor:
             proc.stdin.write(stdin)
             proc.stdin.close()
         assert proc.stdout
-        output = collect(proc.stdout, self._mask, on_line)
+        # Cancelled: the command is stopped (as Ctrl-C in a terminal would) and KeyboardInterrupt raised here.
+        output = collect(_until_end(_lines(proc.stdout), self._cancel, proc.terminate), self._mask, on_line)
         return CommandResult(tuple(argv), proc.wait(), output)
 
     def query(self, argv: Sequence[str], what: str | None = None) -> str:
@@ -113,7 +148,7 @@ class LocalExecutor:
             return None
 
     def hold(self, argv: Sequence[str]) -> LocalHeld:
-        return LocalHeld(argv, self._env)
+        return LocalHeld(argv, self._env, self._cancel)
 
     def open_tcp(self, host: str, port: int) -> socket.socket:
         return socket.create_connection((host, port), timeout=10)

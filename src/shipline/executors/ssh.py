@@ -18,12 +18,14 @@ from pathlib import Path
 import paramiko
 from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_TRUNC, SFTP_FLAG_WRITE
 
+from ..cancel import Cancel
 from ..errors import ConnectionLost, DeployFailed, HostKeyError
 from ..hostkeys import PublicKey, changed_key_message, matches, unknown_key_message
 from ..secrets import Masker
 from .base import CommandResult, LineSink, collect, query_failed
 
 APPEND = 'cat >> "$1"'  # O_APPEND: one write per record, never interleaved with another appender's
+POLL = 0.25  # reads wait at most this long before looking at the cancel flag
 
 
 class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
@@ -44,20 +46,56 @@ def _known_name(hostname: str, port: int) -> str:
     return hostname if port == 22 else f"[{hostname}]:{port}"
 
 
+def _chunks(chan: paramiko.Channel, cancel: Cancel, *, stderr: bool = False) -> Iterator[bytes]:
+    """A channel's output as it comes, in short waits: cancelling is checked here, between paramiko calls,
+    never by an exception raised inside one."""
+    chan.settimeout(POLL)
+    recv = chan.recv_stderr if stderr else chan.recv
+    while True:
+        cancel.check()
+        try:
+            data = recv(65536)
+        except TimeoutError:
+            continue
+        if not data:
+            return
+        yield data
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    rest = b""
+    for chunk in chunks:
+        *lines, rest = (rest + chunk).split(b"\n")
+        yield from (line + b"\n" for line in lines)
+    if rest:
+        yield rest
+
+
 class SSHHeld:
     """A remote command on its own channel; it sees EOF on stdin when we close it or the connection ends."""
 
-    def __init__(self, chan: paramiko.Channel) -> None:
-        self._chan = chan
-        self._out = chan.makefile("rb")
+    def __init__(self, chan: paramiko.Channel, cancel: Cancel) -> None:
+        self._chan, self._cancel = chan, cancel
+        self._buffer = b""
 
     def readline(self, timeout: float) -> str | None:
-        self._chan.settimeout(timeout)
-        try:
-            raw = self._out.readline()
-        except (TimeoutError, OSError, EOFError, paramiko.SSHException):
-            return None
-        return raw.decode("utf-8", "replace").rstrip("\n") if raw else None
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            self._cancel.check()
+            if time.monotonic() >= deadline:
+                return None
+            self._chan.settimeout(POLL)
+            try:
+                data = self._chan.recv(4096)
+            except TimeoutError:
+                continue
+            except (OSError, EOFError, paramiko.SSHException):
+                return None
+            if not data:
+                return None
+            self._buffer += data
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode("utf-8", "replace")
 
     def alive(self) -> bool:
         transport = self._chan.get_transport()
@@ -89,9 +127,11 @@ class SSHExecutor:
         index: int = 0,
         masker: Masker | None = None,
         connect_timeout: float = 15,
+        cancel: Cancel | None = None,
     ) -> None:
         self.name = address
         self._mask = masker or Masker()
+        self._cancel = cancel or Cancel()
         self._hostname, self._port, self._user, self._key_path = hostname, port, user, key_path
         self._pinned, self._index, self._timeout = pinned, index, connect_timeout
         self._sftp: paramiko.SFTPClient | None = None
@@ -163,7 +203,10 @@ class SSHExecutor:
         return chan
 
     def _ended(self, chan: paramiko.Channel, argv: Sequence[str]) -> int:
-        code = chan.recv_exit_status()
+        """The command's exit status; waits in short steps (cancellable) and stops waiting if the connection goes."""
+        while not chan.exit_status_ready() and self._active():
+            self._cancel.sleep(0.01)
+        code = chan.recv_exit_status() if chan.exit_status_ready() else -1
         chan.close()
         if code == -1 and not self._active():  # no exit status: the connection went, not the command
             raise ConnectionLost(f"the SSH connection to {self.name} dropped while it was running {argv[0]}")
@@ -182,15 +225,23 @@ class SSHExecutor:
             if stdin is not None:
                 chan.sendall(stdin)
             chan.shutdown_write()
-            output = collect(chan.makefile("rb"), self._mask, on_line)
+            try:
+                output = collect(_lines(_chunks(chan, self._cancel)), self._mask, on_line)
+            except KeyboardInterrupt:
+                chan.close()  # the command goes on on the host; what it leaves, the undo or the next deploy handles
+                raise
             return CommandResult(tuple(argv), self._ended(chan, argv), output)
 
     def query(self, argv: Sequence[str], what: str | None = None) -> str:
         with self._guard(f"running {argv[0]}"):
             chan = self._open(argv, None, combine=False)
             chan.shutdown_write()
-            out = chan.makefile("rb").read()
-            err = chan.makefile_stderr("rb").read()
+            try:
+                out = b"".join(_chunks(chan, self._cancel))
+                err = b"".join(_chunks(chan, self._cancel, stderr=True))
+            except KeyboardInterrupt:
+                chan.close()
+                raise
             code = self._ended(chan, argv)
         if code != 0:
             raise query_failed(argv, what, code, self._mask(err.decode("utf-8", "replace")))
@@ -231,7 +282,7 @@ class SSHExecutor:
 
     def hold(self, argv: Sequence[str]) -> SSHHeld:
         with self._guard(f"starting {argv[0]}"):
-            return SSHHeld(self._open(argv, None, combine=True))
+            return SSHHeld(self._open(argv, None, combine=True), self._cancel)
 
     def open_tcp(self, host: str, port: int) -> paramiko.Channel:
         with self._guard(f"opening a tunnel to {host}:{port}"):

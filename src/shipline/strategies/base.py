@@ -92,7 +92,8 @@ class RolloutHost:
                     raise DeployFailed(f"{self.ex.name}: the proxy service {proxy.service!r} is not running")
                 return running[0]
 
-            self._driver = driver(self.ex, proxy, self.app, f"{self.home()}/{self.layout.proxy_dir}", container)
+            self._driver = driver(self.ex, proxy, self.app, f"{self.home()}/{self.layout.proxy_dir}", container,
+                                  sleep=self.sleep)
         return self._driver
 
     def routed(self, step: ServiceRollout) -> bool:
@@ -122,7 +123,7 @@ class RolloutHost:
         return data if isinstance(data, dict) else {}
 
     def wait_healthy(self, containers: Sequence[str], service: str, timeout: float) -> float:
-        return health.wait_healthy(self.ex, containers, service, timeout)
+        return health.wait_healthy(self.ex, containers, service, timeout, sleep=self.sleep)
 
     def switch(self, service: str, endpoints: list[str]) -> float:
         """Point the proxy at `endpoints` and wait for its confirmation; returns how long that took."""
