@@ -86,20 +86,15 @@ def errors() -> Console:
     return Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
-def cancel() -> Cancel:
-    """This run's cancel flag: `main` hands it to the command (Ctrl-C and SIGTERM set it)."""
-    import click
-
+def cancel(cli: typer.Context) -> Cancel:
+    """This run's cancel flag: `main` hands it to the command as the context object (Ctrl-C and SIGTERM set it)."""
     from .cancel import Cancel
 
-    found = click.get_current_context().find_object(Cancel)
-    return found if found is not None else Cancel()
+    return cli.obj if isinstance(cli.obj, Cancel) else Cancel()
 
 
-def ssh_connector(masker: Masker) -> pipeline.Connect:
+def ssh_connector(masker: Masker, stop: Cancel) -> pipeline.Connect:
     from .executors.ssh import SSHExecutor
-
-    stop = cancel()
 
     def connect(index: int, target: HostTarget) -> Executor:
         host = target.host
@@ -109,14 +104,14 @@ def ssh_connector(masker: Masker) -> pipeline.Connect:
     return connect
 
 
-def context() -> pipeline.Context:
+def context(cli: typer.Context) -> pipeline.Context:
     from . import pipeline
     from .reporter import Reporter
     from .secrets import Masker
 
-    masker = Masker()
-    return pipeline.Context(env=os.environ, report=Reporter(console(), masker), connect=ssh_connector(masker),
-                            masker=masker, cancel=cancel())
+    masker, stop = Masker(), cancel(cli)
+    return pipeline.Context(env=os.environ, report=Reporter(console(), masker), connect=ssh_connector(masker, stop),
+                            masker=masker, cancel=stop)
 
 
 SourceOpt = Annotated[str, typer.Option("--source", help="What triggered the deploy (cli, git-push, webhook:github, ...).")]
@@ -125,7 +120,7 @@ ActorOpt = Annotated[str | None, typer.Option("--actor", help="Who triggered it 
 
 @app.command()
 @handled
-def deploy(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
+def deploy(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
            no_build: Annotated[bool, typer.Option("--no-build", help="Deploy images already published for this commit.")] = False,
            source: SourceOpt = "cli", actor: ActorOpt = None, rebuild: RebuildOpt = False, build_cache: CacheOpt = None) -> None:
     """Build, test, publish and deploy a commit (default: head of the deploy branch)."""
@@ -133,7 +128,7 @@ def deploy(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
     from .config import load_project
 
     project = load_project(config)
-    ctx = context()
+    ctx = context(cli)
     plan = pipeline.compile_for(ctx, project, pipeline.make_trigger(project, ref, source, actor), rebuild=rebuild,
                                 build_cache=build_cache.value if build_cache else None)
     pipeline.deploy(ctx, plan, build=not no_build)
@@ -141,7 +136,7 @@ def deploy(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
 
 @app.command()
 @handled
-def publish(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
+def publish(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
             only: Annotated[list[str] | None, typer.Option("--only", help="Only this service (repeatable).")] = None,
             rebuild: RebuildOpt = False, build_cache: CacheOpt = None) -> None:
     """Build, test and push images without deploying (for CI build jobs)."""
@@ -149,7 +144,7 @@ def publish(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
     from .config import load_project
 
     project = load_project(config)
-    ctx = context()
+    ctx = context(cli)
     plan = pipeline.compile_for(ctx, project, pipeline.make_trigger(project, ref), rebuild=rebuild,
                                 build_cache=build_cache.value if build_cache else None)
     pipeline.publish_only(ctx, plan, set(only) if only else None)
@@ -157,7 +152,7 @@ def publish(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
 
 @app.command()
 @handled
-def plan(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None, rebuild: RebuildOpt = False,
+def plan(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None, rebuild: RebuildOpt = False,
          build_cache: CacheOpt = None) -> None:
     """Print what `deploy` would do (which images are reused or built, and why), changing nothing: no file is
     written and no host is contacted."""
@@ -165,25 +160,25 @@ def plan(config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None, rebuild: 
     from .config import load_project
 
     project = load_project(config)
-    compiled = pipeline.compile_for(context(), project, pipeline.make_trigger(project, ref), rebuild=rebuild,
+    compiled = pipeline.compile_for(context(cli), project, pipeline.make_trigger(project, ref), rebuild=rebuild,
                                     build_cache=build_cache.value if build_cache else None)
     console().print(compiled.render())
 
 
 @app.command()
 @handled
-def rollback(release: Annotated[int | None, typer.Argument(help="Release number (default: the one before the current).")] = None,
+def rollback(cli: typer.Context, release: Annotated[int | None, typer.Argument(help="Release number (default: the one before the current).")] = None,
              config: ConfigOpt = Path("shipline.yml")) -> None:
     """Redeploy an earlier release's images and configuration."""
     from . import pipeline
     from .config import load_project
     from .plan import deploy_plan
 
-    number = pipeline.rollback(context(), deploy_plan(load_project(config)), release)
+    number = pipeline.rollback(context(cli), deploy_plan(load_project(config)), release)
     console().print(f"rolled back: release {number} is live")
 
 
-def read_hosts(config: Path, each: Callable[[Executor, HostTarget], dict[str, Any]]) -> tuple[DeployPlan, list[dict[str, Any]]]:
+def read_hosts(cli: typer.Context, config: Path, each: Callable[[Executor, HostTarget], dict[str, Any]]) -> tuple[DeployPlan, list[dict[str, Any]]]:
     """`each` on every host, in parallel; a host that cannot be reached gets an `error` entry instead."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -193,7 +188,7 @@ def read_hosts(config: Path, each: Callable[[Executor, HostTarget], dict[str, An
     from .secrets import Masker
 
     dplan = deploy_plan(load_project(config))
-    connect = ssh_connector(Masker())
+    connect = ssh_connector(Masker(), cancel(cli))
 
     def one(index: int, target: HostTarget) -> dict[str, Any]:
         entry: dict[str, Any] = {"address": target.host.address}
@@ -221,7 +216,7 @@ def _ledger(ex: Executor, target: HostTarget) -> dict[str, Any]:
 
 @app.command()
 @handled
-def releases(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False,
+def releases(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False,
              limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
     """Release history, newest first, as the hosts record it (the same from any checkout)."""
     from rich.table import Table
@@ -230,7 +225,7 @@ def releases(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False,
     from . import ledger
     from .errors import ConnectionLost
 
-    _, hosts = read_hosts(config, _ledger)
+    _, hosts = read_hosts(cli, config, _ledger)
     unreachable = [h for h in hosts if "error" in h]
     if len(unreachable) == len(hosts):
         raise ConnectionLost("no host could be reached: " + "; ".join(h["error"] for h in unreachable))
@@ -265,13 +260,13 @@ def _status(ex: Executor, target: HostTarget) -> dict[str, Any]:
 
 @app.command()
 @handled
-def status(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False) -> None:
+def status(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False) -> None:
     """The live release on every host (and whether they differ), each service's state, and any deploy under way."""
     from rich.text import Text
 
     from . import lock as locks
 
-    dplan, hosts = read_hosts(config, _status)
+    dplan, hosts = read_hosts(cli, config, _status)
     numbers = {h["release"]["number"] if h.get("release") else None for h in hosts if "error" not in h}
     data = {"app": dplan.app, "drift": len(numbers) > 1, "hosts": hosts}
     if as_json:
@@ -344,7 +339,7 @@ def init(directory: Annotated[Path, typer.Argument(help="Project directory.")] =
 
 @lock_app.command("status")
 @handled
-def lock_status(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False) -> None:
+def lock_status(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = False) -> None:
     """Who holds the deploy lock on each host, and whether that holder is still alive."""
     from . import lock as locks
 
@@ -352,7 +347,7 @@ def lock_status(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = Fal
         info = locks.read(ex, target.layout)
         return {"lock": info.as_dict() if info else None}
 
-    _, hosts = read_hosts(config, each)
+    _, hosts = read_hosts(cli, config, each)
     if as_json:
         print(json.dumps(hosts, indent=2))
         return
@@ -363,7 +358,7 @@ def lock_status(config: ConfigOpt = Path("shipline.yml"), as_json: JsonOpt = Fal
 
 @lock_app.command("release")
 @handled
-def lock_release(config: ConfigOpt = Path("shipline.yml")) -> None:
+def lock_release(cli: typer.Context, config: ConfigOpt = Path("shipline.yml")) -> None:
     """Stop a lock holder whose deploy is known to be dead (a killed or disconnected deploy frees it by itself)."""
     from . import lock as locks
 
@@ -371,7 +366,7 @@ def lock_release(config: ConfigOpt = Path("shipline.yml")) -> None:
         info = locks.break_lock(ex, target.layout)
         return {"stopped": info.as_dict() if info and info.alive else None}
 
-    _, hosts = read_hosts(config, each)
+    _, hosts = read_hosts(cli, config, each)
     for h in hosts:
         text = h.get("error") or ("lock released" if h.get("stopped") else "no live holder; nothing to release")
         console().print(f"{h['address']}: {text}")
@@ -379,7 +374,7 @@ def lock_release(config: ConfigOpt = Path("shipline.yml")) -> None:
 
 @swarm_app.command("init")
 @handled
-def swarm_init(config: ConfigOpt = Path("shipline.yml"),
+def swarm_init(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"),
                managers: Annotated[int, typer.Option(help="How many hosts, from the first, are managers (odd).")] = 0) -> None:
     """Make the hosts one swarm: the first initialises it (or leads it already), the others join."""
     from . import pipeline, swarm
@@ -387,7 +382,7 @@ def swarm_init(config: ConfigOpt = Path("shipline.yml"),
     from .plan import deploy_plan
 
     dplan = deploy_plan(load_project(config))
-    ctx = context()
+    ctx = context(cli)
     hosts = [t.host for t in dplan.targets]
     count = managers or (3 if len(hosts) >= 3 else 1)
     with pipeline.connected(ctx, dplan) as deployers, ctx.report.stage("swarm", f"{len(hosts)} host(s), {count} manager(s)"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,7 @@ def test_releases_table_prints_a_stored_reason_as_written(tmp_path: Path, capsys
                            status=ledger.FAILED, started_at="2026-11-26T12:00:00+00:00",
                            reason="build failed: [/x] and [word] in its output")
     host.files[".shipline/shop/ledger.jsonl"] = (ledger.encode(record), 0o644)
-    monkeypatch.setattr("shipline.cli.ssh_connector", lambda masker: lambda index, target: host)
+    monkeypatch.setattr("shipline.cli.ssh_connector", lambda masker, stop: lambda index, target: host)
     assert main(["releases", "--config", str(path)]) == 0
     assert "[/x] and [word] in its" in capsys.readouterr().out
 
@@ -60,7 +61,7 @@ def test_status_shows_each_hosts_release_and_flags_drift(tmp_path: Path, capsys:
                                         source="cli", actor="ann", status=ledger.SUCCEEDED,
                                         started_at="2026-11-26T12:00:00+00:00")) for n in range(1, live + 1)), 0o644)
         hosts[address] = host
-    monkeypatch.setattr("shipline.cli.ssh_connector", lambda masker: lambda index, target: hosts[target.host.address])
+    monkeypatch.setattr("shipline.cli.ssh_connector", lambda masker, stop: lambda index, target: hosts[target.host.address])
     assert main(["status", "--json", "--config", str(path)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["drift"] is True
@@ -68,3 +69,14 @@ def test_status_shows_each_hosts_release_and_flags_drift(tmp_path: Path, capsys:
     assert main(["status", "--config", str(path)]) == 0
     text = capsys.readouterr().out
     assert "drift" in text and "release 2 (2222222" in text and "release 1 (1111111" in text
+
+
+def test_plan_in_process_prints_the_plan_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_project(tmp_path)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for step in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "x"]):
+        subprocess.run(["git", "-C", str(tmp_path), *step], check=True, env={**os.environ, **env})
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if ".git" not in p.parts)
+    assert main(["plan", "--config", str(path)]) == 0
+    assert "5. deploy" in capsys.readouterr().out
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if ".git" not in p.parts) == before
