@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .cancel import Cancel
     from .executors.base import Executor
     from .plan import DeployPlan, HostTarget
+    from .project import Project
     from .secrets import Masker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -118,6 +119,22 @@ SourceOpt = Annotated[str, typer.Option("--source", help="What triggered the dep
 ActorOpt = Annotated[str | None, typer.Option("--actor", help="Who triggered it (default: CI's actor or the OS user).")]
 
 
+def committed_project(config: Path, ref: str | None) -> Project:
+    """shipline.yml and the Compose files as the commit to deploy has them (the deploy branch's head by
+    default): what is planned and deployed is what is committed, whatever the working tree holds."""
+    from . import gitrepo
+    from .errors import NotFound
+    from .project import branch_hint, find_repo_root, load_project
+
+    repo = find_repo_root(config.parent)
+    try:
+        sha = gitrepo.resolve(repo, ref or gitrepo.default_ref(repo, branch_hint(config)))
+    except NotFound:
+        load_project(config)  # a broken shipline.yml is the first thing to fix
+        raise
+    return load_project(config, commit=sha)
+
+
 @app.command()
 @handled
 def deploy(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
@@ -125,9 +142,8 @@ def deploy(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: Re
            source: SourceOpt = "cli", actor: ActorOpt = None, rebuild: RebuildOpt = False, build_cache: CacheOpt = None) -> None:
     """Build, test, publish and deploy a commit (default: head of the deploy branch)."""
     from . import pipeline
-    from .config import load_project
 
-    project = load_project(config)
+    project = committed_project(config, ref)
     ctx = context(cli)
     plan = pipeline.compile_for(ctx, project, pipeline.make_trigger(project, ref, source, actor), rebuild=rebuild,
                                 build_cache=build_cache.value if build_cache else None)
@@ -141,9 +157,8 @@ def publish(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: R
             rebuild: RebuildOpt = False, build_cache: CacheOpt = None) -> None:
     """Build, test and push images without deploying (for CI build jobs)."""
     from . import pipeline
-    from .config import load_project
 
-    project = load_project(config)
+    project = committed_project(config, ref)
     ctx = context(cli)
     plan = pipeline.compile_for(ctx, project, pipeline.make_trigger(project, ref), rebuild=rebuild,
                                 build_cache=build_cache.value if build_cache else None)
@@ -154,12 +169,11 @@ def publish(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: R
 @handled
 def plan(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None, rebuild: RebuildOpt = False,
          build_cache: CacheOpt = None) -> None:
-    """Print what `deploy` would do (which images are reused or built, and why), changing nothing: no file is
-    written and no host is contacted."""
+    """Print what `deploy` would do for a commit, read from that commit (which images are reused or built, each
+    service's strategy, and why), changing nothing: no file is written and no host is contacted."""
     from . import pipeline
-    from .config import load_project
 
-    project = load_project(config)
+    project = committed_project(config, ref)
     compiled = pipeline.compile_for(context(cli), project, pipeline.make_trigger(project, ref), rebuild=rebuild,
                                     build_cache=build_cache.value if build_cache else None)
     console().print(compiled.render())
@@ -171,8 +185,8 @@ def rollback(cli: typer.Context, release: Annotated[int | None, typer.Argument(h
              config: ConfigOpt = Path("shipline.yml")) -> None:
     """Redeploy an earlier release's images and configuration."""
     from . import pipeline
-    from .config import load_project
     from .plan import deploy_plan
+    from .project import load_project
 
     number = pipeline.rollback(context(cli), deploy_plan(load_project(config)), release)
     console().print(f"rolled back: release {number} is live")
@@ -182,9 +196,9 @@ def read_hosts(cli: typer.Context, config: Path, each: Callable[[Executor, HostT
     """`each` on every host, in parallel; a host that cannot be reached gets an `error` entry instead."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .config import load_project
     from .errors import HostKeyError
     from .plan import deploy_plan
+    from .project import load_project
     from .secrets import Masker
 
     dplan = deploy_plan(load_project(config))
@@ -330,11 +344,36 @@ def keyscan(address: Annotated[str, typer.Argument(help="user@host[:port]")]) ->
 @app.command()
 @handled
 def init(directory: Annotated[Path, typer.Argument(help="Project directory.")] = Path("."),
-         force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False) -> None:
+         compose: Annotated[list[str] | None, typer.Option(
+             "--compose", help="The production Compose file, relative to the directory; repeat for a base file "
+                               "and its overrides (base first).")] = None,
+         force: Annotated[bool, typer.Option(help="Overwrite shipline.yml and a workflow shipline wrote before.")] = False) -> None:
     """Write a starter shipline.yml and a GitHub Actions workflow that deploys with shipline."""
     from .init_cmd import write_starter
-    for path in write_starter(directory, force=force):
-        console().print(f"wrote {path}")
+
+    def ask(question: str, options: list[str]) -> str:
+        out = console()
+        out.print(question)
+        for i, option in enumerate(options, 1):
+            out.print(f"  {i}. {option}")
+        while True:
+            choice = typer.prompt(f"Number (1-{len(options)})")
+            if choice.strip().isdigit() and 1 <= int(choice) <= len(options):
+                return options[int(choice) - 1]
+
+    result = write_starter(directory, compose=compose or (), force=force, ask=ask if sys.stdin.isatty() else None)
+    out = console()
+    for path in result.written:
+        out.print(f"wrote {path}")
+    for note in result.notes:
+        out.print(f"note: {note}")
+    out.print("\nFound in the Compose file(s):")
+    for line in result.summary:
+        out.print(f"  - {line}")
+    out.print("\nLeft for you to fill in before `shipline deploy`:")
+    for line in ("export SHIPLINE_REGISTRY, SHIPLINE_HOST and SHIPLINE_HOST_KEY (or write them into shipline.yml)",
+                 *result.todo, "check it with `shipline plan`"):
+        out.print(f"  - {line}")
 
 
 @lock_app.command("status")

@@ -7,14 +7,11 @@ as one paragraph per problem naming the file, the key path and the fix.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -25,10 +22,11 @@ from pydantic import (
     model_validator,
 )
 
-from .compose import ComposeFileError, ComposeProject, load_compose
 from .errors import ConfigError
-from .interpolation import MissingVariable, TooManyValues, interpolate
+from .interpolation import BadTemplate, MissingVariable, TooManyValues, interpolate
 from .layout import HostLayout
+from .yamlload import YamlError
+from .yamlload import load as load_yaml
 
 NAME_RE = r"^[a-z0-9][a-z0-9_-]*$"
 PLACEHOLDERS = ("sha", "short_sha", "ref", "app")
@@ -154,7 +152,7 @@ class Host(_Strict):
         return int(m.group("port") or 22)
 
 
-Strategy = Literal["zero-downtime", "start-first", "recreate"]
+Strategy = Literal["zero-downtime", "start-first", "recreate", "job"]
 
 
 class ServiceDeploy(_Strict):
@@ -163,6 +161,7 @@ class ServiceDeploy(_Strict):
     health_timeout: Annotated[float, Field(gt=0)] | None = None
     # zero-downtime: new container next to the old, proxy switched, old one drained and stopped (routed services).
     # start-first: the same without a proxy (workers). recreate: stop, then start (singletons, databases).
+    # job: run to completion; exit status 0 is success (migrations, seeds).
     strategy: Strategy | None = None
     drain: Annotated[float, Field(ge=0, le=600)] = 2
     stop_timeout: Annotated[int, Field(ge=0, le=3600)] = 30
@@ -217,6 +216,8 @@ class BuildCache(_Strict):
 
 class Deploy(_Strict):
     order: list[str] | None = None
+    # Compose profiles to enable; as with `docker compose up`, services in other profiles are not deployed.
+    profiles: list[str] = Field(default_factory=list)
     path: str = Field(default=".shipline", pattern=r"^[A-Za-z0-9._/-]+$")
     keep_releases: Annotated[int, Field(ge=1, le=100)] = 5
     health_timeout: Annotated[float, Field(gt=0)] = 60
@@ -238,7 +239,8 @@ class Config(_Strict):
     """shipline.yml: what Compose cannot say (what to build and test, where and how to deploy)."""
 
     app: str = Field(pattern=NAME_RE, max_length=48)
-    compose: str = "docker-compose.prod.yml"
+    # The production Compose file, or a base file and its overrides, merged as `docker compose -f a -f b` does.
+    compose: str | list[str] = "docker-compose.prod.yml"
     branch: str = "main"
     sha_length: Annotated[int, Field(ge=4, le=40)] = 7
     registry: Registry
@@ -252,11 +254,17 @@ class Config(_Strict):
     proxy: Proxy | None = None
     build_cache: BuildCache = Field(default_factory=BuildCache)
 
-    def strategy(self, service: str) -> Strategy:
-        svc = self.deploy.services.get(service)
-        if svc and svc.strategy:
-            return svc.strategy
-        return "zero-downtime" if self.proxy and service in self.proxy.routes else "recreate"
+    @field_validator("compose")
+    @classmethod
+    def _compose_files(cls, value: str | list[str]) -> str | list[str]:
+        files = [value] if isinstance(value, str) else value
+        if not files or any(not f or f.startswith("/") for f in files):
+            raise ValueError("give the Compose file, or a list of files (base first), relative to shipline.yml")
+        return value
+
+    @property
+    def compose_files(self) -> list[str]:
+        return [self.compose] if isinstance(self.compose, str) else list(self.compose)
 
     def service_deploy(self, service: str) -> ServiceDeploy:
         return self.deploy.services.get(service) or ServiceDeploy()
@@ -272,54 +280,6 @@ class Config(_Strict):
         """Repository path of a built service, e.g. `127.0.0.1:5000/myapp/backend`."""
         spec = self.build[service]
         return f"{self.registry.url}/{spec.image or f'{self.app}/{service}'}"
-
-
-def repo_root(root: Path) -> Path:
-    """The git work tree holding `root` (or `root` itself outside git): what a checkout of a commit contains."""
-    for d in (root, *root.parents):
-        if (d / ".git").exists():
-            return d
-    return root
-
-
-def _outside(path: Path, top: Path) -> bool:
-    return not path.resolve().is_relative_to(top.resolve())
-
-
-@dataclass(frozen=True)
-class Project:
-    """A loaded, cross-checked configuration and where it lives."""
-
-    config: Config
-    path: Path  # shipline.yml
-    compose: ComposeProject
-
-    @property
-    def root(self) -> Path:
-        return self.path.parent
-
-    @property
-    def repo_root(self) -> Path:
-        """The git work tree holding shipline.yml (it may sit in a subdirectory)."""
-        return repo_root(self.root)
-
-    @property
-    def root_in_repo(self) -> str:
-        rel = self.root.relative_to(self.repo_root).as_posix()
-        return "" if rel == "." else rel
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root / ".shipline"
-
-    def rollout_order(self) -> list[str]:
-        """The configured or dependency order; the proxy first, since others are switched through it."""
-        order = list(self.config.deploy.order or self.compose.default_order())
-        proxy = self.config.proxy
-        if proxy and proxy.service in order:
-            order.remove(proxy.service)
-            order.insert(0, proxy.service)
-        return order
 
 
 # Fixes shown for a key when it is missing or wrong, by the key's last name.
@@ -402,8 +362,9 @@ def parse_config(data: Any, file: str, env: Mapping[str, str], *, lenient: bool 
     try:
         data = interpolate(data, env, missing="" if lenient else None)
     except MissingVariable as exc:
+        why = f" ({exc.message})" if exc.message else ""
         raise ConfigError([
-            f"{file}: {exc.path}: uses ${{{exc.name}}}, but the environment variable {exc.name} is not set (or is empty). "
+            f"{file}: {exc.path}: uses ${{{exc.name}}}, but the environment variable {exc.name} is not set (or is empty){why}. "
             f"Export it, or give a default with ${{{exc.name}:-value}}."
         ]) from None
     except TooManyValues as exc:
@@ -412,96 +373,12 @@ def parse_config(data: Any, file: str, env: Mapping[str, str], *, lenient: bool 
             f"(`*name`) are expanded, far more than any shipline.yml needs; aliases nested in aliases multiply. "
             "Write those values out, or alias only small mappings."
         ]) from None
+    except BadTemplate as exc:
+        raise ConfigError([f"{file}: {exc.path}: {exc.reason}. Write `$$` for a literal `$`."]) from None
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_describe(e, file) for e in exc.errors()]) from None
-
-
-def _cross_check(config: Config, root: Path, file: str, *, check_keys: bool = True) -> tuple[ComposeProject | None, list[str]]:
-    problems: list[str] = []
-    compose_path = root / config.compose
-    compose: ComposeProject | None = None
-    if not compose_path.is_file():
-        problems.append(f"{file}: compose: the Compose file {compose_path} does not exist. Set `compose:` to your production Compose file, relative to {file}.")
-    else:
-        try:
-            compose = load_compose(compose_path)
-        except ComposeFileError as exc:
-            reason = " ".join(str(exc).split())  # a YAML error spans lines; a problem is one paragraph
-            problems.append(
-                f"{file}: compose: {compose_path} cannot be used: {reason}. "
-                "Fix the Compose file or point `compose:` at another one."
-            )
-    services = set(compose.services) if compose else set()
-    repo = repo_root(root)
-    for name, spec in config.build.items():
-        if compose and name not in services:
-            problems.append(f"{file}: build.{name}: there is no service {name!r} in {config.compose}. Build keys name Compose services: {', '.join(sorted(services))}.")
-        context = root / spec.context
-        outside = f"is outside the repository {repo}; a build sees only the deployed commit's files"
-        if _outside(context, repo):
-            problems.append(f"{file}: build.{name}.context: {spec.context!r} {outside}. Give a directory inside the repository, relative to {file}.")
-        elif spec.dockerfile and _outside(context / spec.dockerfile, repo):
-            problems.append(f"{file}: build.{name}.dockerfile: {spec.dockerfile!r} {outside}. Give a Dockerfile inside the repository, relative to the build context.")
-        elif not context.is_dir():
-            problems.append(f"{file}: build.{name}.context: the directory {context} does not exist. Give the build context relative to {file}.")
-        else:
-            dockerfile = context / (spec.dockerfile or "Dockerfile")
-            if not dockerfile.is_file():
-                problems.append(f"{file}: build.{name}.dockerfile: {dockerfile} does not exist. Give the Dockerfile's path relative to the build context.")
-    for i, step in enumerate(config.test):
-        if step.service is not None and step.service not in config.build:
-            problems.append(f"{file}: test[{i}].service: {step.service!r} is not built by shipline. Use one of the `build:` services ({', '.join(config.build) or 'none'}) or give `image:` instead.")
-    names = [s.name for s in config.test]
-    for dup in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(f"{file}: test: two steps are named {dup!r}. Give each step its own name.")
-    if compose:
-        for i, name in enumerate(config.deploy.order or []):
-            if name not in services:
-                problems.append(f"{file}: deploy.order[{i}]: there is no service {name!r} in {config.compose}. Services: {', '.join(sorted(services))}.")
-        if config.deploy.order is not None:
-            missing = [s for s in config.build if s not in config.deploy.order]
-            if missing:
-                problems.append(f"{file}: deploy.order: built services {', '.join(missing)} are not in the order, so they would never be deployed. Add them.")
-        for name in config.deploy.services:
-            if name not in services:
-                problems.append(f"{file}: deploy.services.{name}: there is no service {name!r} in {config.compose}.")
-        if config.deploy.migrate and config.deploy.migrate.service not in config.build:
-            problems.append(f"{file}: deploy.migrate.service: {config.deploy.migrate.service!r} is not built by shipline; migrations run in a freshly built image. Use one of: {', '.join(config.build)}.")
-        if not config.deploy.order:
-            try:
-                compose.default_order()
-            except ComposeFileError as exc:
-                problems.append(f"{file}: deploy.order: {exc}; give the order explicitly.")
-    problems += _check_proxy(config, services, file) if compose else []
-    for i, host in enumerate(config.hosts):
-        if host.ssh_key and check_keys:
-            key = Path(os.path.expanduser(host.ssh_key))
-            key = key if key.is_absolute() else root / key
-            if not key.is_file():
-                problems.append(f"{file}: hosts[{i}].ssh_key: the private key {key} does not exist. Give the path of the SSH key that may log in to {host.address}.")
-    return compose, problems
-
-
-def _check_proxy(config: Config, services: set[str], file: str) -> list[str]:
-    problems: list[str] = []
-    proxy = config.proxy
-    if proxy:
-        if proxy.service not in services:
-            problems.append(f"{file}: proxy.service: there is no service {proxy.service!r} in {config.compose}. Name the service that runs {proxy.type}.")
-        for name in proxy.routes:
-            if name not in services:
-                problems.append(f"{file}: proxy.routes.{name}: there is no service {name!r} in {config.compose}. Routes name Compose services.")
-            if name == proxy.service:
-                problems.append(f"{file}: proxy.routes.{name}: the proxy cannot route to itself.")
-    for name, svc in config.deploy.services.items():
-        routed = proxy is not None and name in proxy.routes
-        if svc.strategy == "zero-downtime" and not routed:
-            problems.append(f"{file}: deploy.services.{name}.strategy: zero-downtime switches the proxy, but no proxy route leads to {name}. Add `proxy.routes.{name}`, or use `start-first` for a service nothing routes to.")
-        if proxy and name == proxy.service and svc.strategy not in (None, "recreate"):
-            problems.append(f"{file}: deploy.services.{name}.strategy: the proxy itself is updated with `recreate` (it is left running when unchanged).")
-    return problems
 
 
 def read_yaml(path: Path, if_missing: str) -> Any:
@@ -510,31 +387,6 @@ def read_yaml(path: Path, if_missing: str) -> Any:
     if not path.is_file():
         raise ConfigError([f"{file}: no such file. {if_missing}"])
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([f"{file}: not valid YAML{where}: {problem}. Check the indentation and quoting there."]) from None
-
-
-def load_project(path: Path, env: Mapping[str, str] | None = None, *, lenient: bool = False) -> Project:
-    """Read, validate and cross-check shipline.yml; raises ConfigError before anything runs."""
-    env = os.environ if env is None else env
-    file = str(path)
-    data = read_yaml(path, "Run `shipline init` to write a starter shipline.yml, or pass `--config PATH`.")
-    config = parse_config(data, file, env, lenient=lenient)
-    root = path.resolve().parent
-    compose, problems = _cross_check(config, root, file, check_keys=not lenient)
-    if problems:
-        raise ConfigError(problems)
-    assert compose is not None
-    return Project(config=config, path=path.resolve(), compose=compose)
-
-
-def resolve_key_path(project: Project, host: Host) -> Path | None:
-    if host.ssh_key is None:
-        return None
-    key = Path(os.path.expanduser(host.ssh_key))
-    return key if key.is_absolute() else project.root / key
-
+        return load_yaml(path.read_bytes())
+    except YamlError as exc:
+        raise ConfigError([f"{file}: {exc}. Check the indentation and quoting there."]) from None

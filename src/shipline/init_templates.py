@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import yaml
 
 from .config import NAME_RE, Config
+from .init_infer import Inferred
+from .variables import references
 
 # The command lines the generated workflow runs; kept here so they follow the CLI if it changes.
 INSTALL_COMMAND = "python -m pip install shipline"
@@ -34,9 +36,6 @@ HOST_VAR = "SHIPLINE_HOST"
 HOST_KEY_VAR = "SHIPLINE_HOST_KEY"
 REGISTRY_VAR = "SHIPLINE_REGISTRY"
 
-_VARIABLE = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\})")
-
-
 def app_name(raw: str) -> str:
     """A valid `app:` from a directory or project name: `My Shop` -> `my-shop`."""
     name = re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")[:48].rstrip("-_")
@@ -52,7 +51,7 @@ def variables_used(text: str) -> list[str]:
 
     def walk(value: object) -> None:
         if isinstance(value, str):
-            names.extend(m.group(1) for m in _VARIABLE.finditer(value) if m.group(1) and m.group(2) is None)
+            names.extend(r.name for r in references(value, braced_only=True) if r.op in ("", "?", ":?"))
         elif isinstance(value, dict):
             for item in value.values():
                 walk(item)
@@ -71,19 +70,16 @@ def _scalar(value: str) -> str:
     return json.dumps(value)
 
 
-def starter_config(app: str, compose_file: str, services: Mapping[str, str | None]) -> str:
-    """A commented shipline.yml for a Compose project; `services` maps each service to its build context.
-
-    Contexts are relative to the directory of shipline.yml; `None` means the service has no `build:`
-    (it runs a public image such as postgres and is deployed as it is).
-    """
-    built = {name: context for name, context in services.items() if context is not None}
+def starter_config(app: str, inferred: Inferred) -> str:
+    """A commented shipline.yml for a Compose project, from what `init_infer.infer` found in it."""
+    files = list(inferred.compose_files)
+    compose = _scalar(files[0]) if len(files) == 1 else "[" + ", ".join(_scalar(f) for f in files) + "]"
     lines = [
         "# shipline.yml: what Docker Compose cannot say: what to build and test, where and how to deploy.",
         "# Reference: docs/configuration.md. `${NAME}` is read from the environment; `${NAME:-default}` has a default.",
         "",
         f"app: {_scalar(app_name(app))}  # the Compose project name on the hosts",
-        f"compose: {_scalar(compose_file)}  # the production Compose file, relative to this file",
+        f"compose: {compose}  # the production Compose file(s), base first, relative to this file",
         "branch: main  # `shipline deploy` deploys the head of this branch by default",
         "",
         "registry:",
@@ -94,15 +90,20 @@ def starter_config(app: str, compose_file: str, services: Mapping[str, str | Non
         "  # password_secret: REGISTRY_PASSWORD",
         "",
     ]
-    if built:
-        lines += ["build:  # Compose services whose image shipline builds from this repository"]
-        for name, context in built.items():
-            lines += [f"  {_scalar(name)}:", f"    context: {_scalar(context)}"]
-            lines += ["    # dockerfile: Dockerfile", "    # args: {GIT_SHA: \"{sha}\"}  # also {short_sha}, {ref}, {app}"]
+    if inferred.builds:
+        lines += ["build:  # Compose services whose image shipline builds from this repository (from their `build:`)"]
+        for name, spec in inferred.builds.items():
+            lines += [f"  {_scalar(name)}:", f"    context: {_scalar(spec.context)}"]
+            lines += [f"    dockerfile: {_scalar(spec.dockerfile)}"] if spec.dockerfile else []
+            lines += [f"    target: {_scalar(spec.target)}"] if spec.target else []
+            if spec.args:
+                lines += ["    args:"] + [f"      {_scalar(k)}: {_scalar(v)}" for k, v in spec.args.items()]
+            else:
+                lines += ["    # args: {GIT_SHA: \"{sha}\"}  # also {short_sha}, {ref}, {app}"]
         lines += [""]
     else:
         lines += ["build: {}  # no service has a `build:` in the Compose file", ""]
-    example = next(iter(built), None)
+    example = next(iter(inferred.builds), None)
     lines += ["# Test and lint steps run in containers after the build; a failing step stops the deploy."]
     if example is not None:
         lines += [
@@ -131,13 +132,19 @@ def starter_config(app: str, compose_file: str, services: Mapping[str, str | Non
         "  keep_releases: 5  # releases (and images) kept on each host for `shipline rollback`",
         "  health_timeout: 60  # seconds a service may take to become healthy before the deploy is rolled back",
         "  # order: [db, backend, frontend]  # default: dependencies first, from `depends_on`",
+        "  # profiles: [worker]  # Compose profiles to deploy too (default: none, as `docker compose up`)",
         "",
+        *inferred.proxy_comment,
+        *([""] if inferred.proxy_comment else []),
         "# Names of secrets passed to the app: each comes from the environment, else from .shipline/secrets",
         "# (NAME=value lines; keep that file out of git). They are masked in all output.",
-        "secrets: []",
-        "",
+        f"secrets: [{', '.join(inferred.secrets)}]" if inferred.secrets else "secrets: []",
     ]
-    return "\n".join(lines)
+    if inferred.env:
+        lines += ["", "# Plain values the Compose file needs (`${NAME}` without a default), here read from the environment",
+                  "# when you deploy; write the values themselves instead if they are not per-machine.", "env:"]
+        lines += [f"  {name}: ${{{name}}}" for name in inferred.env]
+    return "\n".join([*lines, ""])
 
 
 def _key_paths(config: Config) -> list[str]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .errors import ConfigError, ShiplineError
 
 if TYPE_CHECKING:
-    from .config import Project
+    from .project import Project
 
 FORMAT = 1  # bump when what is hashed changes: every image is then rebuilt once
 INPUTS_LABEL = "dev.shipline.inputs"

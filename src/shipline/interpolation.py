@@ -1,16 +1,15 @@
-"""`${VAR}` and `${VAR:-default}` in shipline.yml strings, as in Compose files.
+"""`${VAR}` in shipline.yml strings, with Compose's syntax (`variables`), read from the environment.
 
 Lets machine-specific or CI-provided values (a host key, a key path) stay out of the committed file.
+Only braced variables count: a `$VAR` in a test command is the shell's, not ours.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-_PATTERN = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\})")
-
+from .variables import RequiredVariable, TemplateError, substitute
 
 # YAML aliases let a few hundred bytes stand for billions of values; interpolation copies what it walks,
 # so it stops at this many (a real shipline.yml has a few hundred).
@@ -18,10 +17,18 @@ MAX_VALUES = 100_000
 
 
 class MissingVariable(Exception):
-    def __init__(self, path: str, name: str) -> None:
+    def __init__(self, path: str, name: str, message: str = "") -> None:
         super().__init__(name)
         self.path = path
         self.name = name
+        self.message = message  # from `${NAME?message}`
+
+
+class BadTemplate(Exception):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
 
 
 class TooManyValues(Exception):
@@ -37,9 +44,10 @@ def interpolate(value: Any, env: Mapping[str, str], path: str = "", *, missing: 
                 limit: int = MAX_VALUES) -> Any:
     """Return `value` with variables replaced in every string; `$$` is a literal `$`.
 
-    An unset variable without default raises MissingVariable, or becomes `missing` when that is given
-    (read-only commands such as `shipline releases` need no host key). More than `limit` values in all
-    (aliases counted each time they are used) raises TooManyValues before they are copied.
+    `${VAR}` with VAR unset or empty raises MissingVariable (stricter than Compose, which would use an
+    empty string), as do `${VAR?msg}` and `${VAR:?msg}`; with `missing` given, such variables become
+    `missing` instead (read-only commands such as `shipline releases` need no host key). More than `limit`
+    values in all (aliases counted each time they are used) raises TooManyValues before they are copied.
     """
     left = [limit]
 
@@ -48,7 +56,12 @@ def interpolate(value: Any, env: Mapping[str, str], path: str = "", *, missing: 
         if left[0] < 0:
             raise TooManyValues(path, limit)
         if isinstance(value, str):
-            return _PATTERN.sub(lambda m: _replace(m, env, path, missing), value)
+            try:
+                return substitute(value, env.get, braced_only=True, plain_required=True, missing=missing)
+            except RequiredVariable as exc:
+                raise MissingVariable(path, exc.name, exc.message) from None
+            except TemplateError as exc:
+                raise BadTemplate(path, str(exc)) from None
         if isinstance(value, dict):
             return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
         if isinstance(value, list):
@@ -56,16 +69,3 @@ def interpolate(value: Any, env: Mapping[str, str], path: str = "", *, missing: 
         return value
 
     return walk(value, path)
-
-
-def _replace(match: re.Match[str], env: Mapping[str, str], path: str, missing: str | None) -> str:
-    if match.group(0) == "$$":
-        return "$"
-    name, default = match.group("name"), match.group("default")
-    if name in env and env[name] != "":
-        return env[name]
-    if default is not None:
-        return default
-    if missing is not None:
-        return missing
-    raise MissingVariable(path, name)

@@ -21,13 +21,13 @@ from pathlib import Path
 from . import docker_commands as dc
 from . import gitrepo, ledger, reuse
 from .cancel import Cancel
-from .config import Project
 from .deployer import HostDeployer, describe, locked
 from .errors import ConnectionLost, NotFound, ShiplineError, StepFailed
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .ledger import Record
 from .plan import BuildStep, DeployPlan, HostTarget, Plan, Trigger, compile_plan, deploy_plan
+from .project import Project
 from .registry import Registry
 from .release_files import own_files, render
 from .reporter import Reporter

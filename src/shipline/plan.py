@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import docker_commands as dc
-from .config import Host, Project, Proxy, resolve_key_path
+from .config import Host, Proxy
 from .inputs import INPUTS_LABEL
 from .layout import HostLayout
+from .project import Project, resolve_key_path
 
 OCI = "org.opencontainers.image"
 SIDE_BY_SIDE = ("zero-downtime", "start-first")
@@ -103,6 +104,7 @@ class ServiceRollout:
     port: int | None = None  # the container port the proxy routes to, for routed services
     drain: float = 0
     stop_timeout: int = 30
+    why: str = ""  # why this strategy, in the user's terms
 
     @property
     def side_by_side(self) -> bool:
@@ -140,6 +142,9 @@ class DeployPlan:
     keep_releases: int
     lock_wait: float
     lock_ttl: float
+    uploads: tuple[tuple[str, int], ...] = ()  # repository files the release needs on the hosts, with their modes
+    data_dirs: tuple[tuple[str, str], ...] = ()  # (Compose key, repository path) of mounts kept under data/
+    not_deployed: tuple[tuple[str, str], ...] = ()  # (service, why)
 
     @property
     def secret_names(self) -> tuple[str, ...]:
@@ -206,12 +211,18 @@ class Plan:
             host = target.host
             pin = f"host key {host.host_key[:40]}..." if host.host_key else "host key NOT PINNED: deploy will refuse"
             lines.append(f"   {host.address} ({pin}) into ~/{target.layout.app_dir}")
-            lines.append("     upload Compose file, override with image tags, env file (mode 0600)")
+            lines.append("     upload override with image tags, env file (mode 0600), and from the commit:")
+            lines += [f"       {path} (mode {mode:04o})" for path, mode in d.uploads]
+            lines += [f"     data: {key} -> ~/{target.layout.data_dir}/{path} (kept across releases)"
+                      for key, path in d.data_dirs]
             lines += [f"     pull {ref}" for ref in self.images.values()]
             for r in target.rollout:
                 if r.migrate_before:
                     lines.append(f"     migrate: docker compose {' '.join(r.migrate_before)}")
                 lines.append(f"     {r.service}: {describe_rollout(r)}")
+                if r.why:
+                    lines.append(f"       why: {r.why}")
+            lines += [f"     {svc}: not deployed: {why}" for svc, why in d.not_deployed]
             lines.append(f"     record the release in ~/{target.layout.ledger}; prune images and files older than "
                          f"the last {d.keep_releases} successful releases")
         lines += ["", *self.notes] if self.notes else []
@@ -282,10 +293,10 @@ def compile_plan(project: Project, trigger: Trigger, created: datetime,
                           mounts={"{workspace}": "/workspace"}, workdir=workdir)
         tests.append(TestStepPlan(step.name, tuple(argv), container, step.service))
     pushes = tuple(tuple(dc.push(ref)) for svc, ref in images.items() if svc not in reused)
-    source = Source(str(project.repo_root), subdir, f"{subdir}/{cfg.compose}".strip("/"))
+    source = Source(str(project.repo_root), subdir, project.compose.files[0])
     return Plan(cfg.app, trigger, source, images, tuple(builds), tuple(tests), pushes, deploy_plan(project),
-                sources=tuple(sources[svc] for svc in cfg.build if svc in sources), build_cache=cache_type,
-                cache_refs=cache_refs)
+                notes=project.notes, sources=tuple(sources[svc] for svc in cfg.build if svc in sources),
+                build_cache=cache_type, cache_refs=cache_refs)
 
 
 def deploy_plan(project: Project) -> DeployPlan:
@@ -306,6 +317,9 @@ def deploy_plan(project: Project) -> DeployPlan:
         proxy=cfg.proxy, env=dict(cfg.env), secrets=tuple(cfg.secrets),
         secrets_file=str(project.root / cfg.secrets_file), keep_releases=cfg.deploy.keep_releases,
         lock_wait=cfg.deploy.lock_wait, lock_ttl=cfg.deploy.lock_ttl,
+        uploads=tuple((f.path, f.mode) for f in project.inputs.files),
+        data_dirs=tuple((d.key, d.path) for d in project.inputs.data_dirs),
+        not_deployed=tuple(project.inactive.items()),
     )
 
 
@@ -319,8 +333,9 @@ def rollout_steps(project: Project) -> tuple[ServiceRollout, ...]:
             migrate = ("run", "--rm", "--no-deps", "-T", svc, *dc.shell_command(cfg.deploy.migrate.command))
         route = cfg.proxy.routes.get(svc) if cfg.proxy else None
         sd = cfg.service_deploy(svc)
-        steps.append(ServiceRollout(svc, svc in cfg.build, cfg.health_timeout(svc), migrate, cfg.strategy(svc),
-                                    route.port if route else None, sd.drain, sd.stop_timeout))
+        decided = project.rollouts[svc]
+        steps.append(ServiceRollout(svc, svc in cfg.build, cfg.health_timeout(svc), migrate, decided.strategy,
+                                    route.port if route else None, sd.drain, sd.stop_timeout, decided.why))
     return tuple(steps)
 
 
@@ -329,6 +344,8 @@ def describe_rollout(r: ServiceRollout) -> str:
     if r.strategy == "zero-downtime":
         return (f"zero-downtime: start new container next to the old, wait {health}, switch the proxy to port "
                 f"{r.port} and confirm, then drain {r.drain:g}s and stop the old (stop timeout {r.stop_timeout}s)")
+    if r.strategy == "job":
+        return f"job: run to completion within {r.health_timeout:g}s; exit status 0 is success, anything else fails the deploy"
     if r.strategy == "start-first":
         return f"start-first: start new container, wait {health}, then stop the old (stop timeout {r.stop_timeout}s)"
     if not r.built:

@@ -20,8 +20,8 @@ from .plan import ImageSource, Plan, Trigger, image_sources
 from .registry import Registry, split_image
 
 if TYPE_CHECKING:
-    from .config import Project
     from .executors.base import Executor
+    from .project import Project
     from .reporter import Reporter
     from .secrets import Secret
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from shipline.config import Project, load_project, parse_config
+from shipline.config import parse_config
 from shipline.errors import ConfigError, ExitCode
+from shipline.project import Project, load_project
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 ENV = {"SHIPLINE_HOST_KEY": HOST_KEY}
@@ -148,6 +149,7 @@ class Broken:
     change: Callable[[dict[str, Any], Path], str | None]  # returns raw text to write instead of the dict
     expect: tuple[str, ...]  # all found in one problem, besides the file's path
     env: dict[str, str] | None = None
+    file: str | None = None  # the file the problem names, when it is not shipline.yml
 
 
 def _node(config: dict[str, Any], parents: list[str]) -> Any:
@@ -266,10 +268,10 @@ BROKEN = [
     Broken("compose-file-missing", _remove("docker-compose.prod.yml"),
            ("compose:", "does not exist", "production Compose file")),
     Broken("compose-file-broken", _write("docker-compose.prod.yml", "version: '3'\n"),
-           ("compose:", "no `services:` mapping")),
+           ("services:", "no `services:` mapping"), file="docker-compose.prod.yml"),
     Broken("compose-file-bad-yaml", _write(
         "docker-compose.prod.yml", "services:\n  backend:\n    image: x\n   frontend: [\n"),
-           ("compose:", "docker-compose.prod.yml cannot be used", "not valid YAML")),
+           ("not valid YAML at line 4", "Fix the file"), file="docker-compose.prod.yml"),
     Broken("compose-cycle", _write(
         "docker-compose.prod.yml", "services:\n  a: {depends_on: [b]}\n  b: {depends_on: [a]}\n  backend: {}\n  frontend: {}\n"),
            ("deploy.order:", "cycle", "give the order explicitly")),
@@ -295,7 +297,7 @@ def test_broken_config_names_file_key_and_fix(tmp_path: Path, case: Broken) -> N
     assert_one_paragraph_each(err)
     matching = [p for p in err.problems if all(e in p for e in case.expect)]
     assert matching, f"no problem contains all of {case.expect}:\n{err.message}"
-    assert matching[0].startswith(f"{path}: ")
+    assert matching[0].startswith(f"{case.file or path}: ")
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:

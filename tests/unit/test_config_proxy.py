@@ -4,16 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from shipline.config import load_project
 from shipline.errors import ConfigError
+from shipline.project import load_project
 
 from .projects import PROXY, SHIPLINE, write_project
 
 
 def test_routed_services_default_to_zero_downtime_and_the_proxy_rolls_first(tmp_path: Path) -> None:
     project = load_project(write_project(tmp_path, SHIPLINE + PROXY), env={})
-    cfg = project.config
-    assert [cfg.strategy(s) for s in ("backend", "frontend", "db", "proxy")] == [
+    assert [project.rollouts[s].strategy for s in ("backend", "frontend", "db", "proxy")] == [
         "zero-downtime", "zero-downtime", "recreate", "recreate"]
     assert project.rollout_order()[0] == "proxy"
 

@@ -6,11 +6,11 @@ import pytest
 from rich.console import Console
 
 from shipline import ledger
-from shipline.config import load_project
 from shipline.deployer import HostDeployer
 from shipline.errors import ConnectionLost, DeployFailed
 from shipline.ledger import Record
 from shipline.plan import Trigger, compile_plan
+from shipline.project import load_project
 from shipline.release_files import render
 from shipline.reporter import Reporter
 from shipline.strategies import RolloutHost

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shipline.config import Config, load_project, parse_config
+from shipline.config import Config, parse_config
+from shipline.init_infer import BuildEntry, Inferred
 from shipline.init_templates import (
     CHECKOUT_ACTION,
     DEPLOY_COMMAND,
@@ -26,10 +27,16 @@ from shipline.init_templates import (
     starter_config,
     variables_used,
 )
+from shipline.project import load_project
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 FILLED = {REGISTRY_VAR: "ghcr.io/acme", HOST_VAR: "deploy@203.0.113.10:2222", HOST_KEY_VAR: HOST_KEY}
 SERVICES: dict[str, str | None] = {"proxy": None, "db": None, "backend": "backend", "frontend": "./frontend"}
+
+
+def inferred(services: dict[str, str | None], compose: str = "docker-compose.prod.yml", **more: Any) -> Inferred:
+    builds = {name: BuildEntry(context) for name, context in services.items() if context is not None}
+    return Inferred((compose,), builds, (), (), (), (), **more)
 COMPOSE = """\
 services:
   proxy: {image: caddy:2, depends_on: [frontend]}
@@ -40,7 +47,7 @@ services:
 
 
 def starter(services: dict[str, str | None] = SERVICES) -> str:
-    return starter_config("myshop", "docker-compose.prod.yml", services)
+    return starter_config("myshop", inferred(services))
 
 
 def filled_config(**changes: Any) -> Config:
@@ -95,7 +102,7 @@ def test_starter_without_built_services() -> None:
 
 
 def test_starter_quotes_awkward_names() -> None:
-    text = starter_config("x", "compose prod.yml", {"on": "src dir", "123": "a: b"})
+    text = starter_config("x", inferred({"on": "src dir", "123": "a: b"}, "compose prod.yml"))
     config = parse_config(yaml.safe_load(text), "shipline.yml", FILLED)
     assert config.compose == "compose prod.yml"
     assert {name: spec.context for name, spec in config.build.items()} == {"on": "src dir", "123": "a: b"}
@@ -110,8 +117,24 @@ def test_app_name(raw: str, expected: str) -> None:
 
 
 def test_variables_used_ignores_comments_defaults_and_escapes() -> None:
-    text = "# ${IN_COMMENT}\na: ${A}\nb: [x, '${B:-d}', '$${C}', '${A}${D}']\n"
-    assert variables_used(text) == ["A", "D"]
+    text = "# ${IN_COMMENT}\na: ${A}\nb: [x, '${B:-d}', '$${C}', '${A}${D}', '${E?say}', '${F-x}', '$SHELL']\n"
+    assert variables_used(text) == ["A", "D", "E"]
+
+
+def test_starter_carries_build_fields_compose_files_secrets_and_env() -> None:
+    info = Inferred(("compose.yaml", "compose.prod.yaml"),
+                    {"web": BuildEntry("app", "docker/Dockerfile", "prod", {"V": "${V:?set V}", "N": "{short_sha}"})},
+                    ("DB_PASSWORD",), ("LOG_LEVEL",), (), ())
+    text = starter_config("shop", info)
+    env = {**FILLED, "V": "1.2", "LOG_LEVEL": "info"}
+    config = parse_config(yaml.safe_load(text), "shipline.yml", env)
+    assert config.compose == ["compose.yaml", "compose.prod.yaml"]
+    web = config.build["web"]
+    assert (web.context, web.dockerfile, web.target, web.args) == ("app", "docker/Dockerfile", "prod",
+                                                                   {"V": "1.2", "N": "{short_sha}"})
+    assert config.secrets == ["DB_PASSWORD"]
+    assert config.env == {"LOG_LEVEL": "info"}
+    assert variables_used(text) == [REGISTRY_VAR, "V", HOST_VAR, HOST_KEY_VAR, "LOG_LEVEL"]
 
 
 # --- github_workflow ------------------------------------------------------------------------

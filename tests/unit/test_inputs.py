@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from shipline.config import load_project
 from shipline.errors import ConfigError
 from shipline.inputs import (
     BuildDefinition,
@@ -16,6 +15,7 @@ from shipline.inputs import (
     ignore_patterns,
     parse_ls_tree,
 )
+from shipline.project import load_project
 
 from .projects import write_project
 

@@ -1,8 +1,8 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shipline.config import load_project
 from shipline.plan import Trigger, compile_plan, image_sources
+from shipline.project import load_project
 
 from .projects import SHIPLINE, write_project
 

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from shipline.config import load_project
 from shipline.errors import ConfigError, ShiplineError
 from shipline.plan import Trigger, compile_plan
+from shipline.project import load_project
 from shipline.reuse import check_cache_builder, decide, engine_platform, pushed_digest, repository
 
 from .fakes import FakeExecutor
