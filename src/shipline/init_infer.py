@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .compose import ComposeProject
@@ -16,7 +17,9 @@ from .traefik_labels import find_traefik
 from .variables import parse
 
 # Variable names that hold credentials: they become `secrets:` (masked, 0600 on the server), the rest `env:`.
-SECRET_NAME = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|SALT|DSN|AUTH|CERT|DATABASE_URL|_URI$", re.I)
+# Judged by the name's last word, so `POSTGRES_PASSWORD_FILE` (a path) and `VALKEY_PORT` are not secrets.
+SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN)$|(^|_)(PASS|PWD|PW|KEY|APIKEY|SALT|DSN|PASSPHRASE|CREDENTIALS?)$"
+                         r"|SECRET_KEY|^DATABASE_URL$", re.I)
 _PROXY_IMAGES = (("traefik", "traefik"), ("caddy", "caddy"), ("nginx", "nginx"), ("haproxy", "haproxy"))
 
 
@@ -39,12 +42,15 @@ class Inferred:
     proxy_comment: tuple[str, ...] = ()  # a commented `proxy:` section to complete, when one is needed
 
 
-def braced(text: str) -> str:
-    """`$NAME` as `${NAME}`: shipline.yml reads braced variables only (`$NAME` is left to shells)."""
+def braced(text: str, dotenv: Mapping[str, str] | None = None) -> str:
+    """`$NAME` as `${NAME}`: shipline.yml reads braced variables only (`$NAME` is left to shells). A plain
+    variable the committed `.env` sets keeps that value as its default, as Compose would read it."""
     out = []
     for part in parse(text):
         if isinstance(part, str):
             out.append(part.replace("$", "$$"))
+        elif part.op == "" and dotenv and re.fullmatch(r"[^${}]*", dotenv.get(part.name, "$")):
+            out.append(f"${{{part.name}:-{dotenv[part.name]}}}")
         elif part.braced:
             out.append(_unparse(part))
         else:
@@ -60,11 +66,13 @@ def _unparse(var: object) -> str:
     return f"${{{var.name}{var.op}{inner}}}"
 
 
-def infer(project: ComposeProject, raw: ComposeProject, compose_files: list[str], base_dir: str) -> Inferred:
-    """`project` is the Compose model as a server without variables sees it; `raw` the same, uninterpolated.
-
-    `compose_files` and `base_dir` (the directory of shipline.yml) are repository-relative.
+def infer(project: ComposeProject, raw: ComposeProject, compose_files: list[str], base_dir: str,
+          dotenv: Mapping[str, str] | None = None) -> Inferred:
+    """`project` is the Compose model as a server sees it with only the project's committed `.env`
+    (`dotenv`); `raw` the same, uninterpolated. `compose_files` and `base_dir` (the directory of
+    shipline.yml) are repository-relative.
     """
+    dotenv = dotenv or {}
     active = project.active()
     builds: dict[str, BuildEntry] = {}
     todo: list[str] = []
@@ -84,7 +92,7 @@ def infer(project: ComposeProject, raw: ComposeProject, compose_files: list[str]
         raw_args = raw_svc.build.args if raw_svc and raw_svc.build else {}
         args = {}
         for k, v in raw_args.items():
-            value = braced(v) if v is not None else f"${{{k}}}"
+            value = braced(v, dotenv) if v is not None else f"${{{k}}}"
             literal = "".join(p for p in parse(value, braced_only=True) if isinstance(p, str))
             if any(p not in PLACEHOLDERS for p in re.findall(r"\{([^{}]*)\}", literal)):
                 todo.append(f"build.{name}.args.{k}: its value has `{{...}}`, which shipline reads as a placeholder; "
@@ -104,7 +112,7 @@ def infer(project: ComposeProject, raw: ComposeProject, compose_files: list[str]
     if inactive:
         summary.append("not deployed (profiles not enabled; list them in deploy.profiles to deploy them): " + ", ".join(
             f"{n} [{', '.join(project.services[n].profiles)}]" for n in inactive))
-    secrets, env = _variables(project, active)
+    secrets, env = _variables(project, active, dotenv)
     if secrets:
         summary.append("secrets (values from the environment or .shipline/secrets): " + ", ".join(secrets))
         todo.append(f"put the values of {', '.join(secrets)} in .shipline/secrets (NAME=value lines) or in CI secrets")
@@ -122,13 +130,18 @@ def infer(project: ComposeProject, raw: ComposeProject, compose_files: list[str]
                     tuple(proxy_comment))
 
 
-def _variables(project: ComposeProject, active: list[str]) -> tuple[list[str], list[str]]:
+def _variables(project: ComposeProject, active: list[str], dotenv: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """Secrets and plain variables shipline.yml must provide: every `${VAR}` without a default, and the
+    passed-through `environment: [NAME]` entries that hold credentials (the others are optional). A plain
+    value the committed `.env` gives is provided; a credential there is a development value: listed."""
+    deployed = set(active)
+    passed = [u for u in project.variables if u.op == "pass" and u.service in deployed and SECRET_NAME.search(u.name)]
     needed: dict[str, None] = {}
-    for use in project.needed_variables(active):
+    for use in [*project.needed_variables(active), *passed]:
         if use.name not in PROVIDED and not use.name.startswith(PROVIDED_PREFIX):
             needed[use.name] = None
     secrets = [n for n in needed if SECRET_NAME.search(n)]
-    return secrets, [n for n in needed if n not in secrets]
+    return secrets, [n for n in needed if n not in secrets and n not in dotenv]
 
 
 def _proxy(project: ComposeProject, active: list[str]) -> tuple[list[str], list[str], list[str]]:

@@ -15,10 +15,12 @@ from pathlib import Path
 
 from .compose import ComposeCycle, ComposeProject, ReleaseInputs, VarUse, release_inputs
 from .compose import load_project as load_compose
+from .compose.load import parse_dotenv
 from .config import Config, Host, ServiceDeploy, parse_config
 from .errors import ConfigError
 from .layout import HostLayout
 from .sourcetree import CommitTree, SourceTree, WorkTree, normalize
+from .traefik_labels import LabelRouting, label_routing
 from .yamlload import YamlError, collector_paused
 from .yamlload import load as load_yaml
 
@@ -48,6 +50,7 @@ class Project:
     source: str = "the working tree"  # where shipline.yml and the Compose files were read from
     inputs: ReleaseInputs = field(default_factory=lambda: ReleaseInputs((), ()))
     rollouts: dict[str, Rollout] = field(default_factory=dict)  # active services only
+    labels: LabelRouting | None = None  # Traefik docker-label routes shipline switches (no `proxy:` in shipline.yml)
     inactive: dict[str, str] = field(default_factory=dict)  # service -> why it is not deployed
     notes: tuple[str, ...] = ()
 
@@ -152,7 +155,8 @@ def _cross_check(config: Config, path: Path, repo: Path, rel: str, tree: SourceT
         raise ConfigError(problems)
     provided = _provided(config, tree, compose_files)
     compose = load_compose(compose_files, tree, lambda n: _host_value(n, config, provided), config_file=file)
-    problems += [str(p) for p in compose.problems]
+    problems += [str(p) for p in compose.problems_apart_from_unset(
+        lambda n: n not in provided and not n.startswith(PROVIDED_PREFIX))]
     services = set(compose.services)
     known = bool(services)
     profiles = config.deploy.profiles
@@ -169,8 +173,9 @@ def _cross_check(config: Config, path: Path, repo: Path, rel: str, tree: SourceT
     problems += _check_proxy(config, services, file) if known else []
     problems += _check_variables(compose.needed_variables(active), provided)
     rollouts: dict[str, Rollout] = {}
+    labels = label_routing(compose, active) if known and config.proxy is None else None
     if known:
-        rollouts, strategy_problems = decide_rollouts(config, compose, active, file)
+        rollouts, strategy_problems = decide_rollouts(config, compose, active, file, labels)
         problems += strategy_problems
     for i, host in enumerate(config.hosts):
         if host.ssh_key and check_keys:
@@ -178,8 +183,12 @@ def _cross_check(config: Config, path: Path, repo: Path, rel: str, tree: SourceT
             key_path = key_path if key_path.is_absolute() else path.resolve().parent / key_path
             if not key_path.is_file():
                 problems.append(f"{file}: hosts[{i}].ssh_key: the private key {key_path} does not exist. Give the path of the SSH key that may log in to {host.address}.")
+    swarm = sorted({f"deploy.{k}" for n in active for k in compose.services[n].swarm_keys})
+    notes = (f"note: {compose.where} uses {', '.join(swarm)}, which only Docker Swarm reads (`docker stack "
+             "deploy`); `docker compose` on each host ignores them.",) if swarm else ()
     project = Project(config=config, path=path.resolve(), compose=compose, repo_root=repo, config_in_repo=rel,
-                      source=tree.label, inputs=inputs, rollouts=rollouts, inactive=inactive)
+                      source=tree.label, inputs=inputs, rollouts=rollouts, inactive=inactive, labels=labels,
+                      notes=notes)
     return project, problems
 
 
@@ -201,23 +210,6 @@ def _host_value(name: str, config: Config, provided: dict[str, str | None]) -> s
         value = provided.get(name)
         return value if value is not None else f"${{{name}}}"
     return None
-
-
-def parse_dotenv(text: str) -> dict[str, str]:
-    """`KEY=value` lines as Compose reads a `.env` (comments, `export `, matching quotes)."""
-    out = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        out[key.strip()] = value
-    return out
 
 
 def _check_variables(needed: list[VarUse], provided: Mapping[str, str | None]) -> list[str]:
@@ -336,17 +328,24 @@ def _check_proxy(config: Config, services: set[str], file: str) -> list[str]:
     return problems
 
 
-def decide_rollouts(config: Config, compose: ComposeProject, active: list[str], file: str) -> tuple[dict[str, Rollout], list[str]]:
+def decide_rollouts(config: Config, compose: ComposeProject, active: list[str], file: str,
+                    labels: LabelRouting | None = None) -> tuple[dict[str, Rollout], list[str]]:
     """Each active service's strategy and the reason, from shipline.yml and what the Compose file allows."""
     out: dict[str, Rollout] = {}
     problems: list[str] = []
     jobs = compose.jobs(active)
     proxy = config.proxy
-    routes = proxy.routes if proxy else {}
+    routes: set[str] = set(proxy.routes) if proxy else set(labels.routes) if labels else set()
+    proxy_service = proxy.service if proxy else labels.proxy if labels else None
+    kept = labels.kept if labels else {}
     for name in active:
         svc = compose.services[name]
         configured = (config.deploy.services.get(name) or ServiceDeploy()).strategy
         single = svc.singleton_reason()
+        if single and svc.replicas and svc.replicas > 1:
+            problems.append(f"{compose.where}: {svc.key}.deploy.replicas: {svc.replicas} replicas cannot run on one host "
+                            f"with Compose, because {single} (in a Swarm the routing mesh shares published ports; "
+                            "shipline deploys with Compose). Set `replicas: 1`, or let a proxy publish the port.")
         if configured in ("zero-downtime", "start-first") and single:
             problems.append(f"{file}: deploy.services.{name}.strategy: {configured} runs the new container beside the old one, "
                             f"but {single} ({compose.where}, {svc.key}). Use `recreate`, or remove that from the Compose file.")
@@ -354,12 +353,17 @@ def decide_rollouts(config: Config, compose: ComposeProject, active: list[str], 
             out[name] = Rollout(configured, "set in shipline.yml")
         elif name in jobs:
             out[name] = Rollout("job", f"{jobs[name]} waits for it to complete (`service_completed_successfully`); exit status 0 is success")
-        elif proxy and name == proxy.service:
+        elif name == proxy_service:
             out[name] = Rollout("recreate", "it is the proxy: updated in place, left running when unchanged")
         elif name in routes and single:
             out[name] = Rollout("recreate", f"the proxy routes to it, but {single}")
+        elif name in routes and not proxy:
+            out[name] = Rollout("zero-downtime", "Traefik routes to it by its labels: shipline moves those routes into "
+                                "its own files and switches them to the new container once healthy")
         elif name in routes:
             out[name] = Rollout("zero-downtime", "the proxy routes to it: the new container is switched to once healthy")
+        elif name in kept:
+            out[name] = Rollout("recreate", kept[name])
         elif single:
             out[name] = Rollout("recreate", single)
         elif name in config.build:

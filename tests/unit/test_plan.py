@@ -109,3 +109,42 @@ def test_the_plan_carries_every_runtime_setting(tmp_path: Path) -> None:
     assert (d.app, d.keep_releases, d.lock_wait, d.lock_ttl, d.secrets) == ("shop", 5, 120, 1800, ("POSTGRES_PASSWORD",))
     assert d.secrets_file == str(tmp_path / ".shipline" / "secrets")
     assert d.targets[0].layout.ledger == ".shipline/shop/ledger.jsonl"
+
+
+def test_plan_names_each_strategy_why_the_files_and_what_is_not_deployed(tmp_path: Path) -> None:
+    compose = COMPOSE_WITH_FILES
+    (tmp_path / "nginx.conf").write_text("events {}\n")
+    project = load_project(write_project(tmp_path, compose=compose), env={})
+    text = compile_plan(project, TRIGGER, WHEN).render()
+    assert "       nginx.conf (mode 0644)" in text and "       docker-compose.prod.yml (mode 0644)" in text
+    assert "     data: services.db.volumes[1] -> ~/.shipline/shop/data/pgdata (kept across releases)" in text
+    assert "     seed: not deployed: profile seed not enabled (deploy.profiles)" in text
+    assert "     migrate: job: run to completion" in text
+    assert "       why: backend waits for it to complete (`service_completed_successfully`)" in text
+    assert "       why: `container_name: shop-proxy` allows one container" in text
+
+
+COMPOSE_WITH_FILES = """\
+services:
+  proxy:
+    image: nginx
+    container_name: shop-proxy
+    volumes: [./nginx.conf:/etc/nginx/nginx.conf:ro]
+  db:
+    image: postgres:15
+    volumes: [pgdata:/var/lib/postgresql/data, ./pgdata:/backups]
+  migrate:
+    image: shop/migrate
+  backend:
+    build: ./backend
+    depends_on:
+      db: {condition: service_healthy}
+      migrate: {condition: service_completed_successfully}
+  frontend:
+    build: ./frontend
+  seed:
+    image: shop/seed
+    profiles: [seed]
+volumes:
+  pgdata: {}
+"""

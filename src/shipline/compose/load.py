@@ -14,7 +14,7 @@ from typing import Any
 
 from ..sourcetree import SourceTree, normalize
 from ..variables import TemplateError, references, substitute
-from ..yamlload import YamlError, load
+from ..yamlload import Override, Reset, YamlError, load
 from .merge import enforce_unicity, merge, strip_tags
 from .model import ComposeProject, Problem, RepoRef, VarUse, parse_service, parse_top_level
 from .syntax import ComposeSyntaxError, parse_volume
@@ -35,8 +35,11 @@ class _Loader:
     def problem(self, file: str, key: str, message: str) -> None:
         self.problems.append(Problem(file, key, message))
 
-    def read(self, path: str, key: str, by: str, fix: str) -> dict[str, Any] | None:
-        """One file, parsed and interpolated (cached: `extends` may name the same file many times)."""
+    def read(self, path: str, key: str, by: str, fix: str, defaults: dict[str, str] | None = None) -> dict[str, Any] | None:
+        """One file, parsed and interpolated (cached: `extends` may name the same file many times).
+
+        `defaults`: values for variables the servers do not set (an `include`'s `env_file`).
+        """
         if path in self._parsed:
             return self._parsed[path]  # type: ignore[no-any-return]
         self._parsed[path] = None
@@ -53,28 +56,38 @@ class _Loader:
             what = "empty" if parsed is None else f"a YAML {type(parsed).__name__}"
             self.problem(path, "", f"a Compose file is a mapping with a `services:` key; this one is {what}.")
             return None
-        result = self._interpolate(parsed, path, "")
+        lookup = self.lookup
+        if defaults and lookup is not None:
+            outer = lookup
+
+            def lookup(name: str) -> str | None:
+                value = outer(name)
+                return defaults.get(name) if value is None else value
+
+        result = self._interpolate(parsed, path, "", lookup, defaults or {})
         self._parsed[path] = result
         return result  # type: ignore[no-any-return]
 
-    def _interpolate(self, value: Any, file: str, key: str) -> Any:
+    def _interpolate(self, value: Any, file: str, key: str, lookup: Lookup | None, defaults: dict[str, str]) -> Any:
         """Variables replaced in every string value (never in keys), each use recorded with its key."""
         if isinstance(value, str):
             if "$" not in value:
                 return value
             try:
                 for ref in references(value):
-                    self.variables.append(VarUse(ref.name, ref.op, file, key, ref.message))
-                return value if self.lookup is None else substitute(value, self.lookup, missing="")
+                    op = ":-" if ref.name in defaults and ref.op in ("", "?") else ref.op  # the include's env_file
+                    self.variables.append(VarUse(ref.name, op, file, key, ref.message))
+                return value if lookup is None else substitute(value, lookup, missing="")
             except TemplateError as exc:
                 self.problem(file, key, f"{exc}. Write `$$` for a literal `$`.")
                 return value
         if isinstance(value, dict):
-            return {k: self._interpolate(v, file, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+            return {k: self._interpolate(v, file, f"{key}.{k}" if key else str(k), lookup, defaults)
+                    for k, v in value.items()}
         if isinstance(value, list):
-            return [self._interpolate(v, file, f"{key}[{i}]") for i, v in enumerate(value)]
-        if hasattr(value, "value") and type(value).__name__ in ("Reset", "Override"):
-            return type(value)(self._interpolate(value.value, file, key))
+            return [self._interpolate(v, file, f"{key}[{i}]", lookup, defaults) for i, v in enumerate(value)]
+        if isinstance(value, Reset | Override):
+            return type(value)(self._interpolate(value.value, file, key, lookup, defaults))
         return value
 
 
@@ -123,9 +136,9 @@ def load_project(files: Sequence[str], tree: SourceTree, lookup: Lookup | None =
                 for name, s in ((_name(n), s) for n, s in services_raw.items())}
     secrets = parse_top_level("secrets", merged.get("secrets"), where, loader.problems)
     configs = parse_top_level("configs", merged.get("configs"), where, loader.problems)
-    # Values Compose takes from its environment (the release's env file) by name, without a `${...}`.
+    # Passed through from Compose's environment (the release's env file) by name when set, left out when not.
     for svc in services.values():
-        loader.variables += [VarUse(k, "", where, f"{svc.key}.environment.{k}")
+        loader.variables += [VarUse(k, "pass", where, f"{svc.key}.environment.{k}")
                              for k, v in svc.environment.items() if v is None]
     for kind, items in (("secrets", secrets), ("configs", configs)):
         loader.variables += [VarUse(i.environment, "", where, f"{kind}.{i.name}.environment")
@@ -227,33 +240,62 @@ def _rebase(spec: dict[str, Any], from_dir: str, to_dir: str) -> dict[str, Any]:
 
 
 def _include(loader: _Loader, file: str, project_dir: str, item: Any, key: str, merged: dict[str, Any]) -> None:
-    """`include:` adds another file's services and resources; their relative paths keep their own base."""
-    paths = [item] if isinstance(item, str) else item.get("path") if isinstance(item, dict) else None
+    """`include:` adds another file's services and resources. Their relative paths start at the included
+    file's directory, or at its `project_directory`; its `env_file` gives defaults for its variables."""
+    spec = {"path": item} if isinstance(item, str) else item if isinstance(item, dict) else {}
+    paths = spec.get("path")
     paths = [paths] if isinstance(paths, str) else paths
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         loader.problem(file, key, "each `include:` entry is a path, or `{path: PATH}`.")
         return
+    here = posixpath.dirname(file)
+    defaults: dict[str, str] = {}
+    env_files = spec.get("env_file")
+    for env in [env_files] if isinstance(env_files, str) else env_files if isinstance(env_files, list) else []:
+        raw = loader.tree.read(normalize(posixpath.join(here, str(env)))) if isinstance(env, str) else None
+        if raw is None:
+            loader.problem(file, f"{key}.env_file", f"{env} does not exist in {loader.tree.label}. Commit it, or fix the path.")
+            continue
+        loader.refs.append(RepoRef(normalize(posixpath.join(here, str(env))), f"{key}.env_file"))
+        defaults.update(parse_dotenv(raw.decode("utf-8", "replace")))
+    base = spec.get("project_directory")
     for p in paths:
-        target = normalize(posixpath.join(posixpath.dirname(file), p))
+        target = normalize(posixpath.join(here, p))
         if target.startswith("../") or target == ".." or posixpath.isabs(p):
             loader.problem(file, key, f"{p} is outside the repository. Keep included Compose files in it.")
             continue
         loader.refs.append(RepoRef(target, key))
-        data = loader.read(target, key, file, REF_FIX)
+        data = loader.read(target, key, file, REF_FIX, defaults)
         if not isinstance(data, dict):
             continue
         found = data.get("services")
         services = _resolve_extends(loader, target, project_dir, found if isinstance(found, dict) else {})
-        if posixpath.dirname(target) != project_dir:
-            services = {n: _rebase(s, posixpath.dirname(target), project_dir) if isinstance(s, dict) else s
-                        for n, s in services.items()}
+        own_dir = normalize(posixpath.join(here, base)) if isinstance(base, str) else posixpath.dirname(target)
+        if own_dir != project_dir:
+            services = {n: _rebase(s, own_dir, project_dir) if isinstance(s, dict) else s for n, s in services.items()}
         existing = merged.setdefault("services", {})
-        for name, spec in services.items():
+        for name, svc in services.items():
             if name in existing:
                 loader.problem(file, key, f"{p} defines service {name!r} again. Rename one of them.")
                 continue
-            existing[name] = spec
+            existing[name] = svc
         for section in ("volumes", "networks", "secrets", "configs"):
             if isinstance(data.get(section), dict):
                 merged.setdefault(section, {}).update(data[section])
 
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """`KEY=value` lines as Compose reads a `.env` (comments, `export `, matching quotes)."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        out[name.strip()] = value
+    return out

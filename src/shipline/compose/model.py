@@ -7,7 +7,7 @@ file, the key and the fix, so `shipline plan` can report all of them at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ class VarUse:
     """A `${NAME}` in a Compose file: where, and whether it works without NAME being set."""
 
     name: str
-    op: str  # "" for `${NAME}`/`$NAME`; ":-", "-", ":?", "?", ":+", "+"
+    op: str  # "" for `${NAME}`/`$NAME`; ":-", "-", ":?", "?", ":+", "+"; "pass" for `environment: [NAME]`
     file: str
     key: str
     message: str = ""
@@ -45,6 +45,12 @@ class VarUse:
     @property
     def needs_value(self) -> bool:
         return self.op in ("", ":?", "?")
+
+    @property
+    def service(self) -> str | None:
+        """The service whose definition uses it (None: a top-level key such as `volumes:`)."""
+        parts = self.key.split(".", 2)
+        return parts[1] if parts[0] == "services" and len(parts) > 1 else None
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class ComposeService:
     healthcheck: bool = False  # has a test that is not disabled
     replicas: int | None = None
     networks: tuple[str, ...] = ()
+    static_ips: tuple[str, ...] = ()  # `networks.NAME.ipv4_address` / `ipv6_address`
     swarm_keys: tuple[str, ...] = ()  # deploy.* keys only Swarm reads
 
     @property
@@ -94,6 +101,8 @@ class ComposeService:
             return f"`container_name: {self.container_name}` allows one container"
         if self.network_mode == "host":
             return "`network_mode: host` shares the host's ports, so a second container could not bind them"
+        if self.static_ips:
+            return f"it has the fixed address {self.static_ips[0]} (`ipv4_address`), which one container can hold"
         fixed = self.fixed_host_ports()
         if fixed:
             shown = ", ".join(f"{p.host_ip + ':' if p.host_ip else ''}{p.published}:{p.target}" for p in fixed[:3])
@@ -171,9 +180,14 @@ class ComposeProject:
     def needed_variables(self, active: Iterable[str]) -> list[VarUse]:
         """Uses of variables that must have a value on the servers: required ones anywhere (Compose stops on
         them whatever it starts), plain ones outside the services that are not deployed."""
-        inactive = {f"services.{n}" for n in self.services} - {f"services.{n}" for n in active}
-        return [v for v in self.variables if v.needs_value
-                and (v.op != "" or ".".join(v.key.split(".", 2)[:2]) not in inactive)]
+        inactive = set(self.services) - set(active)
+        return [v for v in self.variables if v.needs_value and (v.op != "" or v.service not in inactive)]
+
+    def problems_apart_from_unset(self, unset: Callable[[str], bool]) -> list[Problem]:
+        """The problems, except those at a key whose value is wrong only because a variable it needs has no
+        value yet (`${PORT}:80` reads as `:80`): the variable's own problem says what to do."""
+        keys = {u.key for u in self.variables if u.op in ("", ":?", "?") and unset(u.name)}
+        return [p for p in self.problems if p.key not in keys]
 
     def jobs(self, active: Iterable[str]) -> dict[str, str]:
         """One-shot services, each with the dependent that waits for it to exit 0."""
@@ -269,6 +283,9 @@ def parse_service(name: str, spec: Any, where: str, problems: list[Problem]) -> 
         swarm.append("mode: global")
     values["swarm_keys"] = tuple(swarm)
     values["networks"] = tuple(read("networks", syntax.names, "networks") or ())
+    nets = spec.get("networks")
+    values["static_ips"] = tuple(str(n[k]) for n in (nets.values() if isinstance(nets, dict) else ())
+                                 if isinstance(n, dict) for k in ("ipv4_address", "ipv6_address") if n.get(k))
     return ComposeService(name, **values)
 
 
