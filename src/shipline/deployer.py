@@ -7,6 +7,7 @@ The pipeline decides what runs when across hosts; this module decides nothing ac
 from __future__ import annotations
 
 import json
+import posixpath
 import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -16,7 +17,7 @@ from . import ledger, lock
 from .cancel import Cancel
 from .errors import ConnectionLost, DeployFailed, ShiplineError
 from .executors.base import Executor
-from .layout import COMPOSE_FILE
+from .layout import RELEASE_FILE
 from .ledger import Record
 from .plan import DeployPlan, HostTarget
 from .release_files import FileBlob, ReleaseFiles
@@ -147,8 +148,14 @@ class HostDeployer:
 
     def upload(self, files: ReleaseFiles) -> None:
         d = self.layout.release_dir(files.number)
-        self.ex.run(["mkdir", "-p", self.layout.releases_dir, self.layout.proxy_dir, self.layout.data_dir]).check("create directories")
+        # Data mounts that name a directory exist before Compose starts anything, owned by the deploy user
+        # (Docker would create them as root); one with a file name (`acme.json`) is left to whoever provides it.
+        data = [self.layout.data_path(m.path) for m in self.plan.data_dirs if "." not in posixpath.basename(m.path)]
+        self.ex.run(["mkdir", "-p", self.layout.releases_dir, self.layout.proxy_dir, self.layout.data_dir, *data]).check("create directories")
         self.ex.run(["install", "-d", "-m", "0700", d]).check("create the release directory")  # the env file holds secrets
+        inner = sorted({posixpath.dirname(f"{d}/{name}") for name in files.files} - {d})
+        if inner:
+            self.ex.run(["mkdir", "-p", *inner]).check("create the release's directories")
         for name, blob in files.files.items():
             self.ex.put(f"{d}/{name}", blob.data, blob.mode)
 
@@ -163,7 +170,7 @@ class HostDeployer:
             self.ex.put(f"{dst}/{name}", blob.data, blob.mode)
 
     def has_release(self, number: int) -> bool:
-        return self.ex.run(["test", "-f", f"{self.layout.release_dir(number)}/{COMPOSE_FILE}"]).ok
+        return self.ex.run(["test", "-f", f"{self.layout.release_dir(number)}/{RELEASE_FILE}"]).ok
 
     def pull(self, images: dict[str, str], login: tuple[tuple[str, ...], Secret] | None) -> dict[str, str]:
         """Pull every image; return the digest each tag had when pulled (what the host will run)."""

@@ -75,16 +75,15 @@ def run(
     return [*argv, image, *command]
 
 
-def compose(project: str, files: Sequence[str], env_file: str, project_directory: str) -> list[str]:
-    """`docker compose` bound to one project, its files, its env file and its directory.
-
-    The project directory is where relative paths in the Compose file point. It stays the same for every
-    release, so a relative bind mount (`./pgdata:/var/lib/postgresql/data`) keeps its data across releases.
-    """
+def compose(project: str, files: Sequence[str], env_files: Sequence[str], project_directory: str) -> list[str]:
+    """`docker compose` bound to one project, its files (merged in order), its env files (later ones win) and
+    the directory relative paths in the files start from."""
     argv = ["docker", "compose", "--project-name", project, "--project-directory", project_directory]
     for f in files:
         argv += ["--file", f]
-    return [*argv, "--env-file", env_file]
+    for e in env_files:
+        argv += ["--env-file", e]
+    return argv
 
 
 def image_tags(repository: str) -> list[str]:
@@ -110,15 +109,20 @@ def remove(containers: Sequence[str], *, force: bool = False) -> list[str]:
     return ["docker", "rm", *(["--force"] if force else []), *containers]
 
 
-def compose_up(base: Sequence[str], service: str, *, replicas_beside: int | None = None) -> list[str]:
+def compose_up(base: Sequence[str], service: str, *, replicas_beside: int | None = None,
+               fresh: bool = False) -> list[str]:
     """Create or update one service. Compose leaves an unchanged service (a database) running.
 
-    With `replicas_beside`, the existing containers are kept and that many new ones start next to them.
+    With `replicas_beside`, the existing containers are kept and that many new ones start next to them;
+    `fresh` replaces the container even when its definition is unchanged (a one-shot job runs again).
     """
     argv = [*base, "up", "--detach", "--no-deps", "--no-build"]
     if replicas_beside:
         argv += ["--no-recreate", "--scale", f"{service}={2 * replicas_beside}"]
+    if fresh:
+        argv.append("--force-recreate")
     return [*argv, service]
+
 
 
 def service_containers(project: str, service: str, *, all_states: bool = False) -> list[str]:

@@ -94,6 +94,52 @@ def wait_healthy(
         sleep(interval)
 
 
+def job_verdict(info: dict[str, Any]) -> tuple[str, str]:
+    """('done' | 'waiting' | 'failed', reason) for a one-shot container: it must exit, and with status 0."""
+    state = info.get("State", info)
+    status, code = state.get("Status", ""), state.get("ExitCode")
+    if status in ("exited", "dead"):
+        return ("done", "") if code == 0 and status == "exited" else ("failed", f"it exited with status {code}")
+    if int(info.get("RestartCount", 0) or 0) > 0 or status == "restarting":
+        return "failed", f"it failed and was restarted (last exit status {code})"
+    return "waiting", f"container {status or 'unknown'}"
+
+
+def wait_completed(
+    ex: Executor,
+    containers: Sequence[str],
+    service: str,
+    timeout: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    interval: float = 0.25,
+) -> float:
+    """Block until every container of a one-shot job exited 0; return seconds waited. Raise DeployFailed
+    with the last lines it printed when one exits otherwise, or when the timeout passes."""
+    if not containers:
+        raise DeployFailed(f"{service}: no container was started")
+    start = clock()
+    while True:
+        verdicts = []
+        for cid in containers:
+            try:
+                data = json.loads(ex.query(inspect_health(cid)))
+            except (StepFailed, ValueError):
+                data = {}
+            verdicts.append((cid, *job_verdict(data if isinstance(data, dict) else {})))
+        failed = [(cid, why) for cid, v, why in verdicts if v == "failed"]
+        if failed:
+            cid, why = failed[0]
+            tail = ex.run(["docker", "logs", "--tail", "20", cid]).output.strip()
+            raise DeployFailed(f"{service} failed: {why}" + (f". Its last lines:\n{tail}" if tail else ""))
+        if all(v == "done" for _, v, _ in verdicts):
+            return clock() - start
+        if clock() - start >= timeout:
+            raise DeployFailed(f"{service} did not complete within {timeout:g}s (still running)")
+        sleep(interval)
+
+
 def probe_command(test: str | Sequence[str] | None, shell: Sequence[str] | None = None) -> list[str] | None:
     """The argv of a health check, to run with `docker exec`; None when there is none to run.
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import posixpath
 from dataclasses import dataclass
 
-COMPOSE_FILE = "docker-compose.yml"
+COMPOSE_FILE = "docker-compose.yml"  # a release's only Compose file before releases carried the repository's
 OVERRIDE_FILE = "shipline.override.yml"
 ENV_FILE = ".env"
 RELEASE_FILE = "release.json"
 RELEASE_LABEL = "dev.shipline.release"  # on containers shipline starts beside others: which release made them
+SOURCE_DIR = "src"  # in a release: the files it takes from the commit, at their repository paths
+COMPOSE_CALL = "compose.json"  # in a release: how `docker compose` is called for it (ComposeCall)
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,35 @@ class HostLayout:
     def release_dir(self, number: int) -> str:
         return f"{self.releases_dir}/{number}"
 
-    def compose_files(self, number: int) -> list[str]:
-        d = self.release_dir(number)
-        return [f"{d}/{COMPOSE_FILE}", f"{d}/{OVERRIDE_FILE}"]
+    def data_path(self, path: str) -> str:
+        """Where a data mount (`./pgdata`, relative to the project directory) lives: under `data/`, always."""
+        parts = posixpath.normpath(path).split("/")
+        return "/".join([self.data_dir, *("_up" if p == ".." else p for p in parts if p != ".")])
 
-    def env_file(self, number: int) -> str:
-        return f"{self.release_dir(number)}/{ENV_FILE}"
+
+@dataclass(frozen=True)
+class ComposeCall:
+    """How `docker compose` runs a release: its files and env files, and the project directory that relative
+    paths start from (the first Compose file's, inside the release's copy of the repository). Paths are
+    relative to the release directory; the release keeps this in `compose.json`, so a rollback or an undo
+    calls an earlier release exactly as it was deployed."""
+
+    files: tuple[str, ...]
+    project_dir: str
+    env_files: tuple[str, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"files": list(self.files), "project_dir": self.project_dir,
+                           "env_files": list(self.env_files)}, indent=2)
+
+    @classmethod
+    def from_json(cls, raw: bytes | None) -> ComposeCall | None:
+        try:
+            data = json.loads(raw or b"null")
+            return cls(tuple(map(str, data["files"])), str(data["project_dir"]), tuple(map(str, data["env_files"])))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+# Releases deployed before `compose.json`: one Compose file, relative paths starting at the data directory.
+LEGACY_CALL = ComposeCall((COMPOSE_FILE, OVERRIDE_FILE), "", (ENV_FILE,))

@@ -288,13 +288,13 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
                         run_tests(ctx, plan, workspace)
                     with report.stage("publish", dplan.registry.url):
                         publish(ctx, plan, secrets)
-                compose = (workspace / plan.source.compose).read_bytes()
+                source = {path: (workspace / path).read_bytes() for path, _ in dplan.uploads}
                 env_secrets = {k: v.reveal() for k, v in secrets.items() if k in dplan.secrets}
                 meta = {"app": plan.app, "sha": t.sha, "short_sha": t.short_sha, "ref": t.ref, "source": t.source,
                         "actor": t.actor, "created": ctx.now().isoformat(timespec="seconds")}
                 with report.stage("deploy", ", ".join(h.name for h in hosts)):
                     for h in hosts:
-                        files = render(dplan, h.target, number, plan.images, compose, env_secrets, meta, h.host.home())
+                        files = render(dplan, h.target, number, plan.images, source, env_secrets, meta, h.host.home())
                         h.upload(files)
                         go_live(h, record, files.digests(), plan.images, secrets)
                         live.add(h.name)
@@ -379,7 +379,7 @@ def rollback(ctx: Context, plan: DeployPlan, target: int | None) -> int:
             meta = {"app": plan.app, "sha": chosen.sha, "short_sha": chosen.short_sha, "ref": chosen.ref,
                     "source": record.source, "actor": actor, "created": ctx.now().isoformat(timespec="seconds")}
             for h in hosts:
-                own = own_files(record.number, chosen.images, meta, h.target.rollout)
+                own = own_files(plan, h.target, record.number, chosen.images, meta)
                 h.copy_release(chosen.number, record.number, own)
                 files = {**chosen.files, **{k: b.digest for k, b in own.items()}}
                 go_live(h, record, files, chosen.images, secrets)

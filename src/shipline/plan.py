@@ -7,16 +7,19 @@ they need (registry login, proxy, lock, retention, secret names) travels in it.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import docker_commands as dc
+from .compose import DataDir
 from .config import Host, Proxy
 from .inputs import INPUTS_LABEL
-from .layout import HostLayout
+from .layout import ENV_FILE, LEGACY_CALL, OVERRIDE_FILE, SOURCE_DIR, ComposeCall, HostLayout
 from .project import Project, resolve_key_path
+from .traefik_labels import LabelRouting
 
 OCI = "org.opencontainers.image"
 SIDE_BY_SIDE = ("zero-downtime", "start-first")
@@ -40,7 +43,6 @@ class Source:
 
     repo: str  # the git work tree
     subdir: str  # of shipline.yml inside the repository ("" at its root)
-    compose: str  # the Compose file, relative to the repository root
 
 
 @dataclass(frozen=True)
@@ -135,16 +137,18 @@ class DeployPlan:
     app: str
     targets: tuple[HostTarget, ...]
     registry: RegistryAccess
-    proxy: Proxy | None
+    proxy: Proxy | LabelRouting | None  # explicit routes (shipline.yml), or Traefik's labels taken over
     env: dict[str, str]  # plain values of the env file
     secrets: tuple[str, ...]  # names whose values go into the env file (mode 0600)
     secrets_file: str  # where secrets come from when not in the environment
     keep_releases: int
     lock_wait: float
     lock_ttl: float
+    compose: ComposeCall = LEGACY_CALL  # how `docker compose` runs this release (paths in the release directory)
     uploads: tuple[tuple[str, int], ...] = ()  # repository files the release needs on the hosts, with their modes
-    data_dirs: tuple[tuple[str, str], ...] = ()  # (Compose key, repository path) of mounts kept under data/
+    data_dirs: tuple[DataDir, ...] = ()  # relative bind mounts that are not in the commit: pointed at data/
     not_deployed: tuple[tuple[str, str], ...] = ()  # (service, why)
+    profiles: tuple[str, ...] = ()  # Compose profiles enabled (COMPOSE_PROFILES in the env file)
 
     @property
     def secret_names(self) -> tuple[str, ...]:
@@ -213,8 +217,8 @@ class Plan:
             lines.append(f"   {host.address} ({pin}) into ~/{target.layout.app_dir}")
             lines.append("     upload override with image tags, env file (mode 0600), and from the commit:")
             lines += [f"       {path} (mode {mode:04o})" for path, mode in d.uploads]
-            lines += [f"     data: {key} -> ~/{target.layout.data_dir}/{path} (kept across releases)"
-                      for key, path in d.data_dirs]
+            lines += [f"     data: {m.key} -> ~/{target.layout.data_path(m.path)} (kept across releases)"
+                      for m in d.data_dirs]
             lines += [f"     pull {ref}" for ref in self.images.values()]
             for r in target.rollout:
                 if r.migrate_before:
@@ -293,7 +297,7 @@ def compile_plan(project: Project, trigger: Trigger, created: datetime,
                           mounts={"{workspace}": "/workspace"}, workdir=workdir)
         tests.append(TestStepPlan(step.name, tuple(argv), container, step.service))
     pushes = tuple(tuple(dc.push(ref)) for svc, ref in images.items() if svc not in reused)
-    source = Source(str(project.repo_root), subdir, project.compose.files[0])
+    source = Source(str(project.repo_root), subdir)
     return Plan(cfg.app, trigger, source, images, tuple(builds), tuple(tests), pushes, deploy_plan(project),
                 notes=project.notes, sources=tuple(sources[svc] for svc in cfg.build if svc in sources),
                 build_cache=cache_type, cache_refs=cache_refs)
@@ -314,13 +318,26 @@ def deploy_plan(project: Project) -> DeployPlan:
     return DeployPlan(
         app=cfg.app, targets=targets,
         registry=RegistryAccess(cfg.registry.url, login, cfg.registry.password_secret, cfg.registry.username),
-        proxy=cfg.proxy, env=dict(cfg.env), secrets=tuple(cfg.secrets),
+        proxy=cfg.proxy or project.labels, env=dict(cfg.env), secrets=tuple(cfg.secrets),
         secrets_file=str(project.root / cfg.secrets_file), keep_releases=cfg.deploy.keep_releases,
         lock_wait=cfg.deploy.lock_wait, lock_ttl=cfg.deploy.lock_ttl,
+        compose=compose_call(project),
         uploads=tuple((f.path, f.mode) for f in project.inputs.files),
-        data_dirs=tuple((d.key, d.path) for d in project.inputs.data_dirs),
+        data_dirs=project.inputs.data_dirs,
         not_deployed=tuple(project.inactive.items()),
+        profiles=tuple(cfg.deploy.profiles),
     )
+
+
+def compose_call(project: Project) -> ComposeCall:
+    """The release's Compose files and env files inside its copy of the repository, then shipline's own."""
+    compose = project.compose
+    source = {f.path for f in project.inputs.files}
+    dotenv = posixpath.normpath(posixpath.join(compose.project_dir, ".env"))
+    return ComposeCall(
+        files=(*(f"{SOURCE_DIR}/{f}" for f in compose.files), OVERRIDE_FILE),
+        project_dir=posixpath.normpath(f"{SOURCE_DIR}/{compose.project_dir}"),
+        env_files=(*([f"{SOURCE_DIR}/{dotenv}"] if dotenv in source else []), ENV_FILE))
 
 
 def rollout_steps(project: Project) -> tuple[ServiceRollout, ...]:
@@ -331,12 +348,21 @@ def rollout_steps(project: Project) -> tuple[ServiceRollout, ...]:
         migrate = None
         if cfg.deploy.migrate and cfg.deploy.migrate.service == svc:
             migrate = ("run", "--rm", "--no-deps", "-T", svc, *dc.shell_command(cfg.deploy.migrate.command))
-        route = cfg.proxy.routes.get(svc) if cfg.proxy else None
         sd = cfg.service_deploy(svc)
         decided = project.rollouts[svc]
         steps.append(ServiceRollout(svc, svc in cfg.build, cfg.health_timeout(svc), migrate, decided.strategy,
-                                    route.port if route else None, sd.drain, sd.stop_timeout, decided.why))
+                                    routed_port(project, svc), sd.drain, sd.stop_timeout, decided.why))
     return tuple(steps)
+
+
+def routed_port(project: Project, service: str) -> int | None:
+    """The container port the proxy sends the service's requests to (None: the proxy does not route to it)."""
+    cfg = project.config
+    if cfg.proxy:
+        route = cfg.proxy.routes.get(service)
+        return route.port if route else None
+    labelled = project.labels.routes.get(service) if project.labels else None
+    return next(iter(labelled.backends.values()))[0] if labelled else None
 
 
 def describe_rollout(r: ServiceRollout) -> str:

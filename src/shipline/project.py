@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .compose import ComposeCycle, ComposeProject, ReleaseInputs, VarUse, release_inputs
@@ -71,10 +71,10 @@ class Project:
         """The configured or dependency order of the active services; the proxy first, since others are switched through it."""
         active = set(self.rollouts)
         order = [s for s in (self.config.deploy.order or self.compose.default_order()) if s in active]
-        proxy = self.config.proxy
-        if proxy and proxy.service in order:
-            order.remove(proxy.service)
-            order.insert(0, proxy.service)
+        proxy = self.config.proxy.service if self.config.proxy else self.labels.service if self.labels else None
+        if proxy in order:
+            order.remove(proxy)
+            order.insert(0, proxy)
         return order
 
     def layout(self) -> HostLayout:
@@ -112,9 +112,10 @@ def load_project(path: Path, env: Mapping[str, str] | None = None, *, lenient: b
     rel = path.resolve().relative_to(repo).as_posix()
     tree: SourceTree = CommitTree(repo, commit) if commit else WorkTree(repo)
     raw = tree.read(rel)
+    uncommitted = raw is None and commit is not None and path.is_file()
+    if uncommitted:  # a shipline.yml never committed (a per-machine variant): the Compose files still come from the commit
+        raw = path.read_bytes()
     if raw is None:
-        if commit:
-            raise ConfigError([f"{file}: not in {tree.label}. Commit it: shipline deploys what is committed."])
         raise ConfigError([f"{file}: no such file. Run `shipline init` to write a starter shipline.yml, or pass `--config PATH`."])
     try:
         data = load_yaml(raw)
@@ -127,19 +128,22 @@ def load_project(path: Path, env: Mapping[str, str] | None = None, *, lenient: b
         raise ConfigError(problems)
     if commit:
         project = _with_worktree_note(project, tree, repo)
+    if uncommitted:
+        project = replace(project, notes=(*project.notes, f"note: {rel} is not in {tree.label}: this plan uses the "
+                                          "working tree's copy (the Compose files and what they use come from the commit)."))
     return project
 
 
 def _with_worktree_note(project: Project, tree: SourceTree, repo: Path) -> Project:
     work = WorkTree(repo)
     paths = [project.config_in_repo, *(f.path for f in project.inputs.files)]
-    changed = [p for p in dict.fromkeys(paths) if work.read(p) != tree.read(p)]
+    changed = [p for p in dict.fromkeys(paths) if tree.is_file(p) and work.read(p) != tree.read(p)]
     if not changed:
         return project
     shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
     note = (f"note: the working tree differs from {tree.label} in {shown}; this is the plan for the commit. "
             "Commit your changes to deploy them.")
-    return Project(**{**project.__dict__, "notes": (*project.notes, note)})
+    return replace(project, notes=(*project.notes, note))
 
 
 def _cross_check(config: Config, path: Path, repo: Path, rel: str, tree: SourceTree, file: str,
@@ -336,7 +340,7 @@ def decide_rollouts(config: Config, compose: ComposeProject, active: list[str], 
     jobs = compose.jobs(active)
     proxy = config.proxy
     routes: set[str] = set(proxy.routes) if proxy else set(labels.routes) if labels else set()
-    proxy_service = proxy.service if proxy else labels.proxy if labels else None
+    proxy_service = proxy.service if proxy else labels.service if labels else None
     kept = labels.kept if labels else {}
     for name in active:
         svc = compose.services[name]
@@ -352,7 +356,7 @@ def decide_rollouts(config: Config, compose: ComposeProject, active: list[str], 
         if configured:
             out[name] = Rollout(configured, "set in shipline.yml")
         elif name in jobs:
-            out[name] = Rollout("job", f"{jobs[name]} waits for it to complete (`service_completed_successfully`); exit status 0 is success")
+            out[name] = Rollout("job", f"{jobs[name]} waits for it to complete (`service_completed_successfully`)")
         elif name == proxy_service:
             out[name] = Rollout("recreate", "it is the proxy: updated in place, left running when unchanged")
         elif name in routes and single:

@@ -9,16 +9,19 @@ Neither reloads the proxy for a switch, so no client connection is closed by it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import yaml
 
+from . import docker_commands as dc
 from . import httpapi
 from .config import Proxy, Route
 from .errors import DeployFailed
 from .executors.base import Executor
+from .traefik_labels import LabelRouting
 
 
 def traefik_name(app: str, service: str) -> str:
@@ -185,8 +188,77 @@ class CaddyDriver:
         return None if raw is None else [raw.decode().strip()] if raw.strip() else []
 
 
-def driver(ex: Executor, proxy: Proxy, app: str, config_dir: str, container: Callable[[], str],
-           sleep: Callable[[float], None] = time.sleep) -> ProxyDriver:
+class TraefikLabelsDriver:
+    """Traefik routes written as docker labels, moved into shipline's files (`traefik_labels`): a switch
+    writes the service's routers and services with exactly the new servers; the labelled middlewares go
+    first into a file of their own, since routers of several services may share them. Confirmed through the
+    API that shipline adds to Traefik's command, read at the proxy container's address on the host."""
+
+    def __init__(self, ex: Executor, routing: LabelRouting, app: str, config_dir: str,
+                 container: Callable[[], str], sleep: Callable[[float], None] = time.sleep) -> None:
+        self.ex, self.routing, self.app, self.dir, self.container = ex, routing, app, config_dir, container
+        self.sleep = sleep
+        self._api: str | None = None
+        self._middlewares = False
+
+    def api(self) -> str:
+        if self._api is None:
+            raw = self.ex.query(dc.inspect_networks(self.container()), "inspect the proxy's networks")
+            try:
+                networks = json.loads(raw)
+            except ValueError:
+                networks = {}
+            addresses = [n.get("IPAddress") for _, n in sorted(networks.items()) if isinstance(n, dict) and n.get("IPAddress")]
+            if not addresses:
+                raise DeployFailed(f"the proxy {self.routing.service!r} has no network address to reach its API at")
+            self._api = f"{addresses[0]}:{self.routing.api_port}"
+        return self._api
+
+    def _file(self, name: str) -> str:
+        return f"{self.dir}/{traefik_name(self.app, name)}.yml"
+
+    def switch(self, service: str, endpoints: list[str]) -> None:
+        routes = self.routing.routes[service]
+        if not self._middlewares:
+            doc = self.routing.middlewares_document()
+            if doc:
+                self.ex.put(self._file("middlewares"), yaml.safe_dump(doc, sort_keys=False).encode())
+            self._middlewares = True
+        addresses = [e.rsplit(":", 1)[0] for e in endpoints]
+        self.ex.put(self._file(service), yaml.safe_dump(routes.document(addresses), sort_keys=False).encode())
+
+        def check() -> str | None:
+            for name, (port, scheme) in routes.backends.items():
+                status, body = httpapi.request(self.ex, self.api(), "GET", f"/api/http/services/{name}@file")
+                if status != 200 or not isinstance(body, dict):
+                    return f"HTTP {status} for {name}@file"
+                servers = {s.get("url") for s in body.get("loadBalancer", {}).get("servers", [])}
+                want = {f"{scheme}://{a}:{port}" for a in addresses}
+                if servers != want:
+                    return f"{name}@file servers {sorted(s for s in servers if s)}"
+            return None
+
+        _confirm(f"{service} -> {', '.join(addresses)}", self.routing.switch_timeout, check, sleep=self.sleep)
+
+    def routed(self, service: str) -> list[str] | None:
+        raw = self.ex.read(self._file(service))
+        if raw is None:
+            return None
+        routes = self.routing.routes[service]
+        name = next(iter(routes.backends))
+        try:
+            lb = next(v for k, v in yaml.safe_load(raw)["http"]["services"][name].items() if k.lower() == "loadbalancer")
+            urls = [str(s["url"]).split("://", 1)[-1] for s in lb["servers"]]
+        except (yaml.YAMLError, KeyError, TypeError, StopIteration):
+            return []
+        port = routes.backends[name][0]
+        return [f"{u.rsplit(':', 1)[0]}:{port}" for u in urls]
+
+
+def driver(ex: Executor, proxy: Proxy | LabelRouting, app: str, config_dir: str,
+           container: Callable[[], str], sleep: Callable[[float], None] = time.sleep) -> ProxyDriver:
+    if isinstance(proxy, LabelRouting):
+        return TraefikLabelsDriver(ex, proxy, app, config_dir, container, sleep)
     if proxy.type == "traefik":
         return TraefikDriver(ex, proxy, app, config_dir, sleep)
     return CaddyDriver(ex, proxy, app, config_dir, container, sleep)

@@ -257,11 +257,13 @@ API_PORT = 8080
 class LabelRouting:
     """Traefik's docker-provider routes taken over by shipline: moved into its files, switched explicitly."""
 
-    proxy: str  # the Compose service running Traefik
+    service: str  # the Compose service running Traefik
     command: tuple[str, ...]  # Traefik's command with the file provider and the API added
     api_port: int  # the API inside the proxy's container, read to confirm a switch
     routes: dict[str, LabelRoutes]  # Compose service -> its routes, switched by shipline
     kept: dict[str, str]  # labelled services left to the docker provider, and why
+    switch_timeout: float = 15  # how long Traefik may take to confirm a switch
+    type: str = "traefik-labels"
 
     def middlewares_document(self) -> dict[str, Any]:
         """Every moved middleware, in one file written before any switch (routers may share them)."""
@@ -272,7 +274,7 @@ class LabelRouting:
 
     def override(self) -> dict[str, Any]:
         """Compose override: the proxy reads shipline's files; the docker provider leaves moved containers alone."""
-        services: dict[str, Any] = {self.proxy: {
+        services: dict[str, Any] = {self.service: {
             "command": list(self.command),
             "volumes": [{"type": "bind", "source": "${SHIPLINE_PROXY_DIR:?set by shipline}", "target": FILES_MOUNT,
                          "read_only": True}]}}

@@ -65,8 +65,11 @@ class AppRepo:
     port: int
     env: dict[str, str]
     scheme: str = "https"
+    config: str = "shipline.yml"  # relative to the repository root
+    sources: str = ""  # where backend/ and frontend/ are, relative to the repository root
 
-    def shipline(self, *args: str, config: str = "shipline.yml", timeout: float = 600) -> Result:
+    def shipline(self, *args: str, config: str | None = None, timeout: float = 600) -> Result:
+        config = config or self.config
         proc = subprocess.run([sys.executable, "-m", "shipline", *args, "--config", config] if args[0] not in ("keyscan", "init") else
                               [sys.executable, "-m", "shipline", *args],
                               cwd=self.path, env=self.env, capture_output=True, text=True, timeout=timeout)
@@ -128,6 +131,28 @@ def make_app_repo(tmp: Path, app: str, extra_env: dict[str, str] | None = None) 
     git(path, "init", "-q", "-b", "main")
     env = {**os.environ, **env_vars, "HTTPS_PORT": str(port), "PROXY_API_PORT": str(free_port()), **(extra_env or {})}
     repo = AppRepo(path, app, port, env)
+    repo.commit("initial")
+    return repo
+
+
+def make_example_repo(tmp: Path, app: str, example: str, extra_env: dict[str, str] | None = None) -> AppRepo:
+    """A repository holding `examples/<example>` beside the fullstack example's backend and frontend (which it
+    builds), with `shipline.yml` in the example's directory: as a team keeps deploy files in a subdirectory."""
+    env_vars = read_testenv()
+    path = tmp / app
+    for part in (example, "fullstack/backend", "fullstack/frontend"):
+        shutil.copytree(ROOT / "examples" / part, path / "examples" / part,
+                        ignore=shutil.ignore_patterns(".shipline", "__pycache__"))
+    (path / ".gitignore").write_text(".shipline/\n")
+    config = path / "examples" / example / "shipline.yml"
+    text = config.read_text()
+    config.write_text(text.replace(f"app: {example}", f"app: {app}", 1))
+    (config.parent / ".shipline").mkdir()
+    (config.parent / ".shipline" / "secrets").write_text("POSTGRES_PASSWORD=it-secret-Zq7wX9\n")
+    git(path, "init", "-q", "-b", "main")
+    port = free_port()
+    env = {**os.environ, **env_vars, "HTTPS_PORT": str(port), "HTTP_PORT": str(port), **(extra_env or {})}
+    repo = AppRepo(path, app, port, env, config=f"examples/{example}/shipline.yml", sources="examples/fullstack/")
     repo.commit("initial")
     return repo
 

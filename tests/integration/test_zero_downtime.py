@@ -1,4 +1,5 @@
-"""Zero-downtime rollouts on the real stack, under continuous load through the proxy (Traefik, then Caddy).
+"""Zero-downtime rollouts on the real stack, under continuous load through the proxy: Traefik with routes in
+shipline.yml, Caddy, and Traefik configured the usual way, with docker labels (examples/traefik-labels).
 
 Every request the load generator sends is recorded; "zero failed" means every one of them got a 2xx.
 """
@@ -20,7 +21,7 @@ import pytest
 from shipline.errors import ExitCode
 
 from .load import LoadGenerator, LoadResult, slow_request
-from .stack import AppRepo, compose_down, make_app_repo, use_caddy
+from .stack import AppRepo, compose_down, make_app_repo, make_example_repo, use_caddy
 
 pytestmark = pytest.mark.integration
 RATE = 200  # requests per second through the proxy, as the issue asks
@@ -44,9 +45,11 @@ def backend_containers(app: AppRepo) -> list[str]:
     return out.split()
 
 
-def deployed(tmp_path_factory: pytest.TempPathFactory, prefix: str, caddy: bool) -> Iterator[AppRepo]:
+def deployed(tmp_path_factory: pytest.TempPathFactory, prefix: str, caddy: bool = False,
+             example: str | None = None) -> Iterator[AppRepo]:
     app = f"{prefix}{uuid.uuid4().hex[:8]}"
-    repo = make_app_repo(Path(tmp_path_factory.mktemp(prefix)), app)
+    tmp = Path(tmp_path_factory.mktemp(prefix))
+    repo = make_example_repo(tmp, app, example) if example else make_app_repo(tmp, app)
     if caddy:
         use_caddy(repo)
     try:
@@ -68,13 +71,18 @@ def caddy_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppRepo]:
     yield from deployed(tmp_path_factory, "zc", caddy=True)
 
 
+@pytest.fixture(scope="module")
+def labels_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppRepo]:
+    yield from deployed(tmp_path_factory, "zl", example="traefik-labels")
+
+
 def change_backend_and_frontend(app: AppRepo, label: str) -> str:
-    app.edit("backend/app/web.py", '"""HTTP layer', f'# {label}\n"""HTTP layer')
-    app.edit("frontend/www/index.html", "<h1>", f"<h1>{label} ")
+    app.edit(f"{app.sources}backend/app/web.py", '"""HTTP layer', f'# {label}\n"""HTTP layer')
+    app.edit(f"{app.sources}frontend/www/index.html", "<h1>", f"<h1>{label} ")
     return app.commit(label)
 
 
-@pytest.mark.parametrize("proxy", ["traefik", "caddy"])
+@pytest.mark.parametrize("proxy", ["traefik", "caddy", "labels"])
 def test_deploy_under_load_fails_no_request_and_keeps_a_long_request(proxy: str, request: pytest.FixtureRequest) -> None:
     app: AppRepo = request.getfixturevalue(f"{proxy}_app")
     before = app.version()
@@ -89,6 +97,25 @@ def test_deploy_under_load_fails_no_request_and_keeps_a_long_request(proxy: str,
     assert long.status == 200, long
     assert app.wait_version(new) == new != before
     assert len(backend_containers(app)) == 1, "the old backend was stopped"
+
+
+def test_label_routes_are_served_from_shiplines_files_with_their_middlewares(labels_app: AppRepo) -> None:
+    app = labels_app
+    page = app.get("/")
+    assert page.status_code == 200 and page.headers["X-Served-By"] == "shipline-example"  # the labelled middleware
+    assert app.get("/api/version").headers["X-Served-By"] == "shipline-example"  # shared by both routers
+    traefik = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={app.app}",
+                              "--filter", "label=com.docker.compose.service=traefik"], capture_output=True, text=True,
+                             check=True).stdout.split()[0]
+    address = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", traefik],
+                                        capture_output=True, text=True, check=True).stdout)
+    ip = next(iter(address.values()))["IPAddress"]
+    routers = {r["name"] for r in httpx.get(f"http://{ip}:8080/api/http/routers", timeout=10).json()}
+    assert {"backend@file", "frontend@file"} <= routers
+    assert not any(r.endswith("@docker") for r in routers), "the docker provider no longer routes to them"
+    labels = subprocess.run(["docker", "inspect", "--format", '{{index .Config.Labels "traefik.enable"}}',
+                             *backend_containers(app)], capture_output=True, text=True, check=True).stdout.split()
+    assert labels == ["false"]
 
 
 @pytest.mark.parametrize(("breakage", "reason"), [

@@ -118,7 +118,8 @@ def state(status: str = "running", health: str | None = "healthy", exit_code: in
 class FakeDockerHost(FakeExecutor):
     """Just enough of Docker Compose on a host to test rollout logic: containers per service and release.
 
-    `health(service, release)` says how a new container behaves: "healthy", "unhealthy" or "crash".
+    `health(service, release)` says how a new container behaves: "healthy", "unhealthy" or "crash"; a one-shot
+    job's container "exit:N" (it exited with status N).
     """
 
     def __init__(self, health: Callable[[str, str], str] = lambda s, r: "healthy") -> None:
@@ -154,7 +155,7 @@ class FakeDockerHost(FakeExecutor):
                 current = self.ids(svc)
                 if "--scale" in argv:
                     self._new(svc, rel)
-                elif not current or any(self.containers[c][1] != rel for c in current):
+                elif not current or "--force-recreate" in argv or any(self.containers[c][1] != rel for c in current):
                     for c in current:
                         del self.containers[c]
                     self._new(svc, rel)
@@ -176,9 +177,14 @@ class FakeDockerHost(FakeExecutor):
             if "NetworkSettings" in argv[3]:
                 return 0, json.dumps({"app_web": {"IPAddress": f"10.0.0.{self.ip_suffix(cid)}"}})
             behaviour = self.health(*self.containers[cid])
+            if behaviour.startswith("exit:"):
+                code = int(behaviour.split(":")[1])
+                return 0, json.dumps({"State": {"Status": "exited", "ExitCode": code}, "RestartCount": 0})
             if behaviour == "crash":
                 return 0, json.dumps({"State": {"Status": "restarting", "ExitCode": 1}, "RestartCount": 1})
             return 0, json.dumps({"State": json.loads(state("running", behaviour)), "RestartCount": 0})
+        if argv[:2] == ["docker", "logs"]:
+            return 0, f"output of {argv[-1]}\nError: relation already exists\n"
         if argv[:2] in (["docker", "stop"], ["docker", "rm"]):
             for c in argv[2:]:
                 self.containers.pop(c, None)

@@ -25,8 +25,8 @@ APP = ".shipline/shop"
 
 
 class Setup:
-    def __init__(self, tmp_path: Path, host: FakeDockerHost, shipline: str = SHIPLINE) -> None:
-        project = load_project(write_project(tmp_path, shipline), env={})
+    def __init__(self, tmp_path: Path, host: FakeDockerHost, shipline: str = SHIPLINE, compose: str | None = None) -> None:
+        project = load_project(write_project(tmp_path, shipline, **({"compose": compose} if compose else {})), env={})
         self.plan = compile_plan(project, TRIGGER, datetime.now(UTC))
         self.out = StringIO()
         self.proxy = FakeProxy()
@@ -37,7 +37,9 @@ class Setup:
         rollout_host = RolloutHost(host, "shop", target.layout, self.plan.deploy.proxy, report,
                                    sleep=self.sleeps.append, proxy_driver=self.proxy)
         self.deployer = HostDeployer(host, target, self.plan.deploy, report, sleep=self.sleeps.append, host=rollout_host)
-        self.files = render(self.plan.deploy, target, 2, self.plan.images, b"services: {}\n",
+        self.root = tmp_path
+        source = {path: (tmp_path / path).read_bytes() for path, _ in self.plan.deploy.uploads}
+        self.files = render(self.plan.deploy, target, 2, self.plan.images, source,
                             {"POSTGRES_PASSWORD": "s3cret-value"}, {"actor": "ann"}, "/home/deploy")
 
     def deploy(self, previous: int | None = 1) -> None:
@@ -74,7 +76,9 @@ def test_recreate_rolls_out_in_order_after_migrating_and_uploads_env_0600(tmp_pa
     env, mode = s.host.files[f"{APP}/releases/2/.env"]
     assert mode == 0o600 and b"SHIPLINE_PROXY_DIR=/home/deploy/.shipline/shop/proxy" in env
     up = s.host.ran("up", "backend")[0]
-    assert up[up.index("--project-directory") + 1] == f"{APP}/data", "relative bind mounts resolve to a stable directory"
+    assert up[up.index("--project-directory") + 1] == f"{APP}/releases/2/src", "paths start at the release's copy"
+    assert up[up.index("--file") + 1] == f"{APP}/releases/2/src/docker-compose.prod.yml"
+    assert s.host.files[f"{APP}/releases/2/src/docker-compose.prod.yml"][0] == (s.root / "docker-compose.prod.yml").read_bytes()
     assert s.host.released == 1, "lock released"
 
 
@@ -294,3 +298,73 @@ def test_choose_endpoint_uses_a_network_shared_with_the_proxy() -> None:
     nets = {"app_data": {"IPAddress": "10.1.0.2"}, "app_web": {"IPAddress": "10.2.0.3"}}
     assert choose_endpoint(nets, {"app_web"}, 8000) == "10.2.0.3:8000"
     assert choose_endpoint(nets, {"other"}, 8000) is None
+
+
+JOB_COMPOSE = """\
+services:
+  db: {image: postgres:15}
+  migrate:
+    build: ./backend
+    command: [python, -m, app.migrate]
+    depends_on: {db: {condition: service_healthy}}
+  backend:
+    build: ./backend
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+  frontend: {build: ./frontend}
+"""
+
+
+def job_setup(tmp_path: Path, host: FakeDockerHost) -> Setup:
+    write_project(tmp_path, compose=JOB_COMPOSE)
+    shipline = SHIPLINE.replace("  frontend: {context: frontend}", "  frontend: {context: frontend}\n  migrate: {context: backend}")
+    return Setup(tmp_path, host, shipline, compose=JOB_COMPOSE)
+
+
+def test_a_one_shot_job_runs_afresh_to_completion_before_what_waits_for_it(tmp_path: Path) -> None:
+    host = FakeDockerHost(lambda svc, rel: "exit:0" if svc == "migrate" else "healthy")
+    s = job_setup(tmp_path, host)
+    host._new("migrate", "2")  # the same definition already ran: it runs again all the same
+    s.deploy()
+    run = host.ran("up", "--force-recreate", "migrate")
+    assert run and host.commands.index(run[0]) < host.commands.index(host.ran("up", "backend")[0])
+    assert "migrate completed (exit status 0)" in s.out.getvalue()
+
+
+def test_a_failing_job_fails_the_deploy_with_its_last_lines_and_starts_nothing_after(tmp_path: Path) -> None:
+    host = FakeDockerHost(lambda svc, rel: "exit:3" if svc == "migrate" else "healthy")
+    s = job_setup(tmp_path, host)
+    with pytest.raises(DeployFailed, match=r"migrate failed: it exited with status 3\. Its last lines:") as info:
+        s.deploy()
+    assert "relation already exists" in info.value.message
+    assert not host.ran("up", "backend")
+
+
+def test_each_release_is_called_as_it_was_deployed_even_one_from_before_compose_json(tmp_path: Path) -> None:
+    s = Setup(tmp_path, release_one(FakeDockerHost()))
+    s.deployer.upload(s.files)
+    new = s.deployer.host.compose_base(2)
+    assert new[new.index("--project-directory") + 1] == f"{APP}/releases/2/src"
+    old = s.deployer.host.compose_base(1)  # release 1 predates compose.json: one Compose file, paths from data/
+    assert old == ["docker", "compose", "--project-name", "shop", "--project-directory", f"{APP}/data",
+                   "--file", f"{APP}/releases/1/docker-compose.yml", "--file", f"{APP}/releases/1/shipline.override.yml",
+                   "--env-file", f"{APP}/releases/1/.env"]
+
+
+def test_upload_makes_the_releases_directories_and_the_data_directories_first(tmp_path: Path) -> None:
+    (tmp_path / "nginx.conf").write_text("events {}\n")
+    s = Setup(tmp_path, FakeDockerHost(), compose=COMPOSE_WITH_DATA)
+    s.deployer.upload(s.files)
+    mkdirs = s.host.ran("mkdir", "-p")
+    assert f"{APP}/data/uploads" in mkdirs[0] and f"{APP}/data/acme.json" not in mkdirs[0]
+    assert [f"{APP}/releases/2/src"] == [d for d in mkdirs[1] if d.endswith("/src")]
+    assert s.host.files[f"{APP}/releases/2/src/nginx.conf"] == (b"events {}\n", 0o644)
+
+
+COMPOSE_WITH_DATA = """\
+services:
+  proxy: {image: nginx, volumes: [./nginx.conf:/etc/nginx/nginx.conf:ro, ./uploads:/uploads, ./acme.json:/acme.json]}
+  backend: {build: ./backend}
+  frontend: {build: ./frontend}
+  db: {image: postgres:15}
+"""

@@ -16,7 +16,7 @@ def test_login_reads_the_password_from_stdin() -> None:
 
 
 def test_compose_binds_project_files_and_env_file() -> None:
-    assert dc.compose("shop", ["r/1/docker-compose.yml", "r/1/shipline.override.yml"], "r/1/.env", "app/data") == [
+    assert dc.compose("shop", ["r/1/docker-compose.yml", "r/1/shipline.override.yml"], ["r/1/.env"], "app/data") == [
         "docker", "compose", "--project-name", "shop", "--project-directory", "app/data", "--file",
         "r/1/docker-compose.yml", "--file", "r/1/shipline.override.yml", "--env-file", "r/1/.env"]
 

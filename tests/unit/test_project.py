@@ -151,10 +151,15 @@ def test_reads_the_commit_not_the_working_tree(tmp_path: Path) -> None:
     assert load_project(path, {}).config.app == "other"
 
 
-def test_uncommitted_shipline_yml_is_named(tmp_path: Path) -> None:
-    path = write(tmp_path)
+def test_a_shipline_yml_never_committed_is_read_from_the_working_tree_and_said(tmp_path: Path) -> None:
+    path = write(tmp_path, SHIPLINE.replace("build:\n", "build:\n  migrate: {context: web}\n"))
     git(tmp_path, "init", "-q", "-b", "main")
-    git(tmp_path, "add", "compose.yaml")
+    git(tmp_path, "add", "compose.yaml", "compose.prod.yaml", ".env", "web")
     git(tmp_path, "commit", "-q", "-m", "one")
-    with pytest.raises(ConfigError, match=r"not in commit .* Commit it"):
-        load_project(path, {}, commit=git(tmp_path, "rev-parse", "HEAD"))
+    sha = git(tmp_path, "rev-parse", "HEAD")
+    (tmp_path / "compose.yaml").write_text("services: {}\n")  # the Compose files still come from the commit
+    project = load_project(path, {}, commit=sha)
+    assert "web" in project.compose.services
+    assert project.notes[-1] == (f"note: shipline.yml is not in commit {sha[:7]}: this plan uses the working tree's "
+                                 "copy (the Compose files and what they use come from the commit).")
+    assert "differs from commit" in project.notes[0] and "compose.yaml" in project.notes[0]

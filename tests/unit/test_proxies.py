@@ -1,11 +1,26 @@
+import json
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 import yaml
 
+from shipline import httpapi
+from shipline.compose import load_project as load_compose
 from shipline.config import Proxy
 from shipline.errors import DeployFailed
-from shipline.proxies import CaddyDriver, TraefikDriver, caddy_config, traefik_dynamic, traefik_rule
+from shipline.proxies import (
+    CaddyDriver,
+    TraefikDriver,
+    TraefikLabelsDriver,
+    caddy_config,
+    traefik_dynamic,
+    traefik_rule,
+)
+from shipline.traefik_labels import LabelRouting, label_routing
 
 from .fakes import FakeExecutor
+from .trees import MemoryTree
 
 PROXY = Proxy.model_validate({"type": "traefik", "service": "proxy", "api": "127.0.0.1:8081",
                               "routes": {"backend": {"path": "/api", "port": 8000},
@@ -74,3 +89,43 @@ def test_caddy_switch_loads_routes_once_and_confirms_inside_the_container(monkey
     assert ex.ran("docker", "exec")[0] == ["docker", "exec", "proxy-1", "cat", "/etc/shipline/shop-backend.upstream"]
     assert ex.files["/p/shop-backend.upstream"][0] == b"10.0.0.5:8000"
     assert driver.routed("backend") == ["10.0.0.5:8000"] and driver.routed("proxy") is None
+
+
+def labels_routing() -> LabelRouting:
+    text = (Path(__file__).resolve().parents[2] / "examples" / "traefik-labels" / "docker-compose.prod.yml").read_text()
+    project = load_compose(["compose.yaml"], MemoryTree({"compose.yaml": text}), {"COMPOSE_PROJECT_NAME": "shop"}.get)
+    routing = label_routing(project, project.active())
+    assert routing is not None
+    return routing
+
+
+def test_label_routes_switch_writes_middlewares_first_and_confirms_every_backend_at_the_proxys_address(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ex = FakeExecutor([lambda a: (0, json.dumps({"shop_web": {"IPAddress": "172.20.0.2"}})) if "inspect" in a else None])
+    asked: list[tuple[str, str]] = []
+
+    def traefik(ex_: object, address: str, method: str, path: str, body: object = None) -> tuple[int, object]:
+        asked.append((address, path))
+        doc = yaml.safe_load(ex.files["/h/proxy/shop-backend.yml"][0])
+        return 200, {"loadBalancer": doc["http"]["services"]["backend"]["loadbalancer"]}
+
+    monkeypatch.setattr(httpapi, "request", traefik)
+    driver = TraefikLabelsDriver(ex, labels_routing(), "shop", "/h/proxy", lambda: "proxycid")
+    driver.switch("backend", ["172.20.0.7:8000"])
+    middlewares = yaml.safe_load(ex.files["/h/proxy/shop-middlewares.yml"][0])
+    assert list(middlewares["http"]["middlewares"]) == ["security-headers"]
+    doc = yaml.safe_load(ex.files["/h/proxy/shop-backend.yml"][0])
+    assert doc["http"]["routers"]["backend"]["rule"] == "PathPrefix(`/api`)"
+    assert doc["http"]["services"]["backend"]["loadbalancer"]["servers"] == [{"url": "http://172.20.0.7:8000"}]
+    assert asked == [("172.20.0.2:8080", "/api/http/services/backend@file")]
+    assert driver.routed("backend") == ["172.20.0.7:8000"]
+    assert driver.routed("frontend") is None
+
+
+def test_label_routes_switch_that_traefik_never_confirms_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    ex = FakeExecutor([lambda a: (0, json.dumps({"n": {"IPAddress": "172.20.0.2"}})) if "inspect" in a else None])
+    monkeypatch.setattr(httpapi, "request", lambda *a, **k: (404, None))
+    routing = labels_routing()
+    driver = TraefikLabelsDriver(ex, replace(routing, switch_timeout=0.01), "shop", "/h/proxy", lambda: "proxycid")
+    with pytest.raises(DeployFailed, match="did not confirm backend"):
+        driver.switch("backend", ["172.20.0.7:8000"])

@@ -12,9 +12,11 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..sourcetree import SourceTree, normalize
 from .model import ComposeProject, Problem, TopLevel
+from .syntax import parse_volume
 
 PLACEHOLDERS = frozenset({".gitkeep", ".keep", ".gitignore", ".placeholder", ".empty"})
 SECRET_MODE, EXEC_MODE, FILE_MODE = 0o600, 0o755, 0o644
@@ -32,9 +34,18 @@ class DataDir:
     """A relative bind mount that is not in the commit: the service's data, kept across releases."""
 
     service: str
-    index: int  # position in the service's `volumes` (the override replaces that entry)
+    index: int  # position in the service's `volumes`
     key: str
-    path: str  # repository-relative, as the mount names it; also its place under the host's data directory
+    path: str  # relative to the project directory, as the mount names it; its place under the host's data/
+    entry: str | dict[str, Any]  # the `volumes` entry as written (an override replaces it by its target)
+
+    def pointed_at(self, source: str) -> str | dict[str, Any]:
+        """The same mount with its source replaced (Compose merges `volumes` entries by target)."""
+        if isinstance(self.entry, dict):
+            return {**self.entry, "source": source}
+        mount = parse_volume(self.entry)
+        assert mount is not None
+        return ":".join([source, mount.target, *([mount.mode] if mount.mode else [])])
 
 
 @dataclass(frozen=True)
@@ -114,7 +125,8 @@ def release_inputs(project: ComposeProject, tree: SourceTree, active: Iterable[s
                 for e in entries:
                     c.add(e.path, EXEC_MODE if e.executable else FILE_MODE, key)
             else:
-                c.data.append(DataDir(name, i, key, source))
+                c.data.append(DataDir(name, i, key, posixpath.relpath(source, project.project_dir),
+                                      svc.raw_volumes[i]))
         for kind, used, names in (("secrets", secrets_used, svc.secrets), ("configs", configs_used, svc.configs)):
             for source in names:
                 used.setdefault(source, f"{svc.key}.{kind}")

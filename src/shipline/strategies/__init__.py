@@ -9,6 +9,7 @@ from typing import Protocol
 
 from ..plan import ServiceRollout
 from .base import Applied, RolloutHost
+from .job import Job
 from .recreate import Recreate
 from .side_by_side import SideBySide
 
@@ -27,7 +28,8 @@ class Strategy(Protocol):
         ...
 
 
-STRATEGIES: dict[str, Strategy] = {"zero-downtime": SideBySide(), "start-first": SideBySide(), "recreate": Recreate()}
+STRATEGIES: dict[str, Strategy] = {"zero-downtime": SideBySide(), "start-first": SideBySide(), "recreate": Recreate(),
+                                   "job": Job()}
 
 
 def for_step(step: ServiceRollout) -> Strategy:

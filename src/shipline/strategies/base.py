@@ -12,10 +12,11 @@ from .. import health
 from ..config import Proxy
 from ..errors import DeployFailed
 from ..executors.base import Executor
-from ..layout import RELEASE_LABEL, HostLayout
+from ..layout import COMPOSE_CALL, LEGACY_CALL, RELEASE_LABEL, ComposeCall, HostLayout
 from ..plan import ServiceRollout
 from ..proxies import ProxyDriver, driver
 from ..reporter import Reporter
+from ..traefik_labels import LabelRouting
 
 
 @dataclass
@@ -51,13 +52,15 @@ def choose_endpoint(networks: dict[str, dict[str, str]], proxy_networks: set[str
 class RolloutHost:
     """One host's Compose project as the strategies see it. Holds no deploy state of its own."""
 
-    def __init__(self, ex: Executor, app: str, layout: HostLayout, proxy: Proxy | None, report: Reporter, *,
+    def __init__(self, ex: Executor, app: str, layout: HostLayout, proxy: Proxy | LabelRouting | None,
+                 report: Reporter, *,
                  sleep: Callable[[float], None] = time.sleep, proxy_driver: ProxyDriver | None = None) -> None:
         self.ex, self.app, self.layout, self.proxy, self.report = ex, app, layout, proxy, report
         self.sleep = sleep
         self._driver = proxy_driver
         self._home: str | None = None
         self._proxy_networks: set[str] | None = None
+        self._calls: dict[int, ComposeCall] = {}
 
     def run(self, argv: Sequence[str], what: str, stdin: bytes | None = None) -> str:
         return self.ex.run(argv, stdin=stdin, on_line=self.report.sink(self.ex.name)).check(what).output
@@ -68,7 +71,15 @@ class RolloutHost:
         return self._home
 
     def compose_base(self, release: int) -> list[str]:
-        return dc.compose(self.app, self.layout.compose_files(release), self.layout.env_file(release), self.layout.data_dir)
+        """`docker compose` for one release, called as that release was deployed (its `compose.json`)."""
+        if release not in self._calls:
+            d = self.layout.release_dir(release)
+            self._calls[release] = ComposeCall.from_json(self.ex.read(f"{d}/{COMPOSE_CALL}")) or LEGACY_CALL
+        call = self._calls[release]
+        d = self.layout.release_dir(release)
+        project_dir = f"{d}/{call.project_dir}" if call is not LEGACY_CALL else self.layout.data_dir
+        return dc.compose(self.app, [f"{d}/{f}" for f in call.files], [f"{d}/{e}" for e in call.env_files],
+                          project_dir)
 
     def containers(self, service: str, *, all_states: bool = False) -> list[str]:
         return self.ex.query(dc.service_containers(self.app, service, all_states=all_states),
