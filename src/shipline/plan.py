@@ -219,6 +219,11 @@ class Plan:
             lines += [f"       {path} (mode {mode:04o})" for path, mode in d.uploads]
             lines += [f"     data: {m.key} -> ~/{target.layout.data_path(m.path)} (kept across releases)"
                       for m in d.data_dirs]
+            if isinstance(d.proxy, LabelRouting):
+                lines.append(f"     proxy: {d.proxy.service} reads the Traefik labels of "
+                             f"{', '.join(d.proxy.routes) or 'no service'} from shipline's files, switched explicitly "
+                             "(its command gains the file provider and the API; those containers get traefik.enable=false)")
+                lines += [f"     proxy: {svc} keeps the docker provider: {why}" for svc, why in d.proxy.kept.items()]
             lines += [f"     pull {ref}" for ref in self.images.values()]
             for r in target.rollout:
                 if r.migrate_before:
