@@ -417,8 +417,8 @@ def swarm_init(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"),
                managers: Annotated[int, typer.Option(help="How many hosts, from the first, are managers (odd).")] = 0) -> None:
     """Make the hosts one swarm: the first initialises it (or leads it already), the others join."""
     from . import pipeline, swarm
-    from .config import load_project
     from .plan import deploy_plan
+    from .project import load_project
 
     dplan = deploy_plan(load_project(config))
     ctx = context(cli)
