@@ -174,10 +174,10 @@ def _cross_check(config: Config, path: Path, repo: Path, rel: str, tree: SourceT
     problems += _check_tests(config, file)
     if known:
         problems += _check_deploy(config, compose, file, active)
-    problems += _check_proxy(config, services, file) if known else []
+    labels = label_routing(compose, active) if known and config.proxy is None else None
+    problems += _check_proxy(config, services, file, set(labels.routes) if labels else set()) if known else []
     problems += _check_variables(compose.needed_variables(active), provided)
     rollouts: dict[str, Rollout] = {}
-    labels = label_routing(compose, active) if known and config.proxy is None else None
     if known:
         rollouts, strategy_problems = decide_rollouts(config, compose, active, file, labels)
         problems += strategy_problems
@@ -312,7 +312,8 @@ def _check_deploy(config: Config, compose: ComposeProject, file: str, active: li
     return problems
 
 
-def _check_proxy(config: Config, services: set[str], file: str) -> list[str]:
+def _check_proxy(config: Config, services: set[str], file: str, labelled: set[str]) -> list[str]:
+    """`labelled`: services routed by Traefik labels that shipline takes over (no `proxy:` then)."""
     problems: list[str] = []
     proxy = config.proxy
     if proxy:
@@ -324,7 +325,7 @@ def _check_proxy(config: Config, services: set[str], file: str) -> list[str]:
             if name == proxy.service:
                 problems.append(f"{file}: proxy.routes.{name}: the proxy cannot route to itself.")
     for name, svc in config.deploy.services.items():
-        routed = proxy is not None and name in proxy.routes
+        routed = (proxy is not None and name in proxy.routes) or name in labelled
         if svc.strategy == "zero-downtime" and not routed:
             problems.append(f"{file}: deploy.services.{name}.strategy: zero-downtime switches the proxy, but no proxy route leads to {name}. Add `proxy.routes.{name}`, or use `start-first` for a service nothing routes to.")
         if proxy and name == proxy.service and svc.strategy not in (None, "recreate"):

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from shipline.compose import ComposeProject, load_project
+from shipline.project import load_project as load_shipline
 from shipline.traefik_labels import FILES_MOUNT, find_traefik, label_routing
 
 from .trees import MemoryTree
@@ -156,3 +157,23 @@ def test_api_entrypoint_avoids_a_port_in_use_and_keeps_the_users() -> None:
     routing = label_routing(project, project.active())
     assert routing is not None and routing.api_port == 9000
     assert routing.command[-2:] == (f"--providers.file.directory={FILES_MOUNT}", "--providers.file.watch=true")
+
+
+def test_a_project_routed_by_labels_plans_zero_downtime_and_may_say_so(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "examples" / "traefik-labels").mkdir(parents=True)
+    (root / ".git").mkdir()  # the repository root: the build contexts are in ../fullstack
+    for name in ("backend", "frontend"):
+        (root / "examples" / "fullstack" / name).mkdir(parents=True)
+        (root / "examples" / "fullstack" / name / "Dockerfile").write_text("FROM scratch\n")
+    (root / "examples" / "traefik-labels" / "docker-compose.prod.yml").write_text(EXAMPLE.read_text())
+    shipline = (EXAMPLE.parent / "shipline.yml").read_text().replace(
+        "    frontend: {drain: 1}", "    frontend: {drain: 1, strategy: zero-downtime}")
+    (root / "examples" / "traefik-labels" / "shipline.yml").write_text(shipline)
+    key = tmp_path / "key"
+    key.write_text("k\n")
+    project = load_shipline(root / "examples" / "traefik-labels" / "shipline.yml",
+                            {"SHIPLINE_HOST_KEY": "SHA256:" + "A" * 43, "SHIPLINE_SSH_KEY": str(key)})
+    assert project.labels is not None and project.rollout_order()[0] == "traefik"
+    assert {n: r.strategy for n, r in project.rollouts.items()} == {
+        "traefik": "recreate", "db": "recreate", "backend": "zero-downtime", "frontend": "zero-downtime"}
