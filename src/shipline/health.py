@@ -57,14 +57,15 @@ def container_verdict(info: dict[str, Any]) -> tuple[str, str]:
     return "waiting", f"container {status or 'unknown'}"
 
 
-def verdict_of(ex: Executor, container: str) -> tuple[str, str]:
+def verdict_of(ex: Executor, container: str, judge: Callable[[dict[str, Any]], tuple[str, str]] = container_verdict
+               ) -> tuple[str, str]:
     try:
         data = json.loads(ex.query(inspect_health(container)))
     except StepFailed:
         return "failed", "container is gone"
     except ValueError:
         return "waiting", "docker inspect printed no JSON"
-    return container_verdict(data) if isinstance(data, dict) else ("waiting", "docker inspect printed no object")
+    return judge(data) if isinstance(data, dict) else ("waiting", "docker inspect printed no object")
 
 
 def wait_healthy(
@@ -76,68 +77,46 @@ def wait_healthy(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     interval: float = 0.25,
+    judge: Callable[[dict[str, Any]], tuple[str, str]] = container_verdict,
+    goal: str = "become healthy",
 ) -> float:
-    """Block until every container is healthy; return seconds waited. Raise DeployFailed otherwise."""
+    """Block until every container is healthy (by `judge`); return seconds waited. Raise DeployFailed otherwise."""
     if not containers:
         raise DeployFailed(f"{service}: no container was started")
     start = clock()
     while True:
-        verdicts = [verdict_of(ex, cid) for cid in containers]
+        verdicts = [verdict_of(ex, cid, judge) for cid in containers]
         if all(v == "healthy" for v, _ in verdicts):
             return clock() - start
         failed = [r for v, r in verdicts if v == "failed"]
         if failed:
-            raise DeployFailed(f"{service} did not become healthy: {failed[0]}")
+            raise DeployFailed(f"{service} did not {goal}: {failed[0]}")
         if clock() - start >= timeout:
             reason = next(r for v, r in verdicts if v != "healthy")
-            raise DeployFailed(f"{service} did not become healthy within {timeout:g}s ({reason})")
+            raise DeployFailed(f"{service} did not {goal} within {timeout:g}s ({reason})")
         sleep(interval)
 
 
 def job_verdict(info: dict[str, Any]) -> tuple[str, str]:
-    """('done' | 'waiting' | 'failed', reason) for a one-shot container: it must exit, and with status 0."""
+    """('healthy' | 'waiting' | 'failed', reason) for a one-shot container: done once it exited with status 0."""
     state = info.get("State", info)
     status, code = state.get("Status", ""), state.get("ExitCode")
     if status in ("exited", "dead"):
-        return ("done", "") if code == 0 and status == "exited" else ("failed", f"it exited with status {code}")
+        return ("healthy", "") if code == 0 and status == "exited" else ("failed", f"it exited with status {code}")
     if int(info.get("RestartCount", 0) or 0) > 0 or status == "restarting":
         return "failed", f"it failed and was restarted (last exit status {code})"
     return "waiting", f"container {status or 'unknown'}"
 
 
-def wait_completed(
-    ex: Executor,
-    containers: Sequence[str],
-    service: str,
-    timeout: float,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    interval: float = 0.25,
-) -> float:
-    """Block until every container of a one-shot job exited 0; return seconds waited. Raise DeployFailed
-    with the last lines it printed when one exits otherwise, or when the timeout passes."""
-    if not containers:
-        raise DeployFailed(f"{service}: no container was started")
-    start = clock()
-    while True:
-        verdicts = []
-        for cid in containers:
-            try:
-                data = json.loads(ex.query(inspect_health(cid)))
-            except (StepFailed, ValueError):
-                data = {}
-            verdicts.append((cid, *job_verdict(data if isinstance(data, dict) else {})))
-        failed = [(cid, why) for cid, v, why in verdicts if v == "failed"]
-        if failed:
-            cid, why = failed[0]
-            tail = ex.run(["docker", "logs", "--tail", "20", cid]).output.strip()
-            raise DeployFailed(f"{service} failed: {why}" + (f". Its last lines:\n{tail}" if tail else ""))
-        if all(v == "done" for _, v, _ in verdicts):
-            return clock() - start
-        if clock() - start >= timeout:
-            raise DeployFailed(f"{service} did not complete within {timeout:g}s (still running)")
-        sleep(interval)
+def wait_completed(ex: Executor, containers: Sequence[str], service: str, timeout: float,
+                   *, sleep: Callable[[float], None] = time.sleep) -> float:
+    """Block until a one-shot job's containers exited 0; return seconds waited. Raise DeployFailed, with the last
+    lines it printed, when one exits otherwise, or at the timeout."""
+    try:
+        return wait_healthy(ex, containers, service, timeout, sleep=sleep, judge=job_verdict, goal="complete")
+    except DeployFailed as exc:
+        tail = ex.run(["docker", "logs", "--tail", "20", containers[-1]]).output.strip() if containers else ""
+        raise DeployFailed(exc.message + (f". Its last lines:\n{tail}" if tail else "")) from None
 
 
 def probe_command(test: str | Sequence[str] | None, shell: Sequence[str] | None = None) -> list[str] | None:

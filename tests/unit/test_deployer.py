@@ -334,7 +334,7 @@ def test_a_one_shot_job_runs_afresh_to_completion_before_what_waits_for_it(tmp_p
 def test_a_failing_job_fails_the_deploy_with_its_last_lines_and_starts_nothing_after(tmp_path: Path) -> None:
     host = FakeDockerHost(lambda svc, rel: "exit:3" if svc == "migrate" else "healthy")
     s = job_setup(tmp_path, host)
-    with pytest.raises(DeployFailed, match=r"migrate failed: it exited with status 3\. Its last lines:") as info:
+    with pytest.raises(DeployFailed, match=r"migrate did not complete: it exited with status 3\. Its last lines:") as info:
         s.deploy()
     assert "relation already exists" in info.value.message
     assert not host.ran("up", "backend")
