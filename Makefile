@@ -39,4 +39,4 @@ test: setup testenv lint
 
 bench: setup testenv
 	$(PY) -m pip install --quiet -e '.[test,bench]'
-	. $(TESTENV_ENV) && $(PY) bench/pipeline.py && $(PY) bench/downtime.py && $(PY) bench/recovery.py && $(PY) bench/webhooks.py
+	. $(TESTENV_ENV) && $(PY) bench/pipeline.py && $(PY) bench/downtime.py && $(PY) bench/recovery.py && $(PY) bench/webhooks.py && $(PY) bench/plan_scale.py
