@@ -164,3 +164,30 @@ def inspect_networks(container: str) -> list[str]:
 def engine_platform() -> list[str]:
     """The engine's own platform, e.g. `linux/amd64`: what it builds for when no `--platform` is given."""
     return ["docker", "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]
+
+
+def compose_config(base: Sequence[str]) -> list[str]:
+    """The project as Compose resolves it (interpolated, merged, paths absolute), as JSON. It carries the env
+    file's values: read it with `query`, never print it."""
+    return [*base, "config", "--format", "json"]
+
+
+def image_ids(refs: Sequence[str]) -> list[str]:
+    """`<tags as JSON> <image ID>` per image present; an absent one only adds an error (exit status 1)."""
+    return ["docker", "image", "inspect", "--format", "{{json .RepoTags}} {{.Id}}", *refs]
+
+
+def project_containers(project: str, label: str) -> list[str]:
+    """The project's running service containers, one line each: id, service and the value of `label`."""
+    return ["docker", "ps", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}",
+            "--filter", "label=com.docker.compose.oneoff=False", "--format",
+            f'{{{{.ID}}}} {{{{.Label "com.docker.compose.service"}}}} {{{{.Label "{label}"}}}}']
+
+
+def container_images(containers: Sequence[str]) -> list[str]:
+    """`<container id> <image id>` per container: the image it really runs, whatever tag started it."""
+    return ["docker", "inspect", "--format", "{{.Id}} {{.Image}}", *containers]
+
+
+def network_names() -> list[str]:
+    return ["docker", "network", "ls", "--format", "{{.Name}}"]

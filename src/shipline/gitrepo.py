@@ -47,6 +47,14 @@ def source_url(repo: Path) -> str:
     return proc.stdout.strip() or repo.resolve().as_uri()
 
 
+def show(repo: Path, sha: str, path: str) -> bytes:
+    """One file as the commit has it (not as the work tree has it)."""
+    proc = subprocess.run(["git", "-C", str(repo), "show", f"{sha}:{path}"], capture_output=True)
+    if proc.returncode != 0:
+        raise ShiplineError(f"git show {sha}:{path} failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
 def export(repo: Path, sha: str, workspace: Path) -> None:
     """`git archive` of the commit into `workspace`: uncommitted and untracked files cannot reach an image."""
     workspace.mkdir(parents=True, exist_ok=True)

@@ -186,8 +186,10 @@ def wait_ready(
     start = clock()
     probes: dict[str, tuple[list[str], float] | None] = {}
     for cid in containers:
-        res = ex.run(inspect_probe(cid))
-        info = _json(res.output) if res.ok else {}
+        try:
+            info = _json(ex.query(inspect_probe(cid)))
+        except StepFailed:
+            info = {}  # gone already: the verdict below says so
         check = info.get("Healthcheck") or None
         command = probe_command((check or {}).get("Test"), info.get("Shell"))
         probes[cid] = (command, probe_timeout(check)) if command else None
@@ -197,8 +199,7 @@ def wait_ready(
         for cid in containers:
             if cid in ready:
                 continue
-            res = ex.run(inspect_health(cid))
-            verdict, reason = container_verdict(_json(res.output)) if res.ok else ("failed", "container is gone")
+            verdict, reason = verdict_of(ex, cid)
             if verdict == "failed":
                 raise DeployFailed(f"{service} did not become healthy: {reason}")
             probe = probes[cid]

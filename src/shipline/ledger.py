@@ -42,6 +42,7 @@ class Record:
     images: dict[str, str] = field(default_factory=dict)  # service -> ref deployed
     digests: dict[str, str] = field(default_factory=dict)  # service -> repo digest the host pulled
     files: dict[str, str] = field(default_factory=dict)  # uploaded file -> sha256 of its content
+    services: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> changes.ServiceState (what runs)
     rollback_of: int | None = None
     hosts: list[str] = field(default_factory=list)  # every host the release went to
 

@@ -25,6 +25,7 @@ from .deployer import HostDeployer, describe, locked
 from .errors import ConnectionLost, NotFound, ShiplineError, StepFailed
 from .executors.base import Executor
 from .executors.local import LocalExecutor
+from .layout import OVERRIDE_FILE, RELEASE_FILE
 from .ledger import Record
 from .plan import BuildStep, DeployPlan, HostTarget, Plan, Trigger, compile_plan, deploy_plan
 from .project import Project
@@ -34,6 +35,7 @@ from .reporter import Reporter
 from .secrets import Masker, Secret, resolve_secrets
 
 Connect = Callable[[int, HostTarget], Executor]
+PER_RELEASE = (OVERRIDE_FILE, RELEASE_FILE)  # files that name the release number: they differ whatever changed
 
 
 @dataclass
@@ -270,6 +272,12 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
     report, t, dplan = ctx.report, plan.trigger, plan.deploy
     workspace: Path | None = None
     with locked_hosts(ctx, dplan, t.short_sha) as hosts:
+        live_already = already_live(plan, hosts, secrets)
+        if live_already is not None:
+            report.info(f"{t.short_sha} is already live (release {live_already.number}) on "
+                        f"{', '.join(h.name for h in hosts)}: same commit, files and images, every service running; "
+                        "nothing was built or restarted")
+            return live_already.number
         record = begin(ctx, hosts, lambda n: Record(
             number=n, app=plan.app, sha=t.sha, short_sha=t.short_sha, ref=t.ref, source=t.source, actor=t.actor,
             status=ledger.RUNNING, started_at=ledger.now(), images=dict(plan.images),
@@ -307,13 +315,34 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
     return number
 
 
+def already_live(plan: Plan, hosts: list[HostDeployer], secrets: Mapping[str, Secret]) -> Record | None:
+    """The live release, when it is this very commit with the same files and images on every host and every
+    service runs: then a deploy has nothing to do. Read under the locks, before anything is built."""
+    t, dplan = plan.trigger, plan.deploy
+    lives = [h.live() for h in hosts]
+    if not lives or any(r is None or r.sha != t.sha or r.images != plan.images for r in lives):
+        return None
+    source = {path: gitrepo.show(Path(plan.source.repo), t.sha, path) for path, _ in dplan.uploads}
+    env_secrets = {k: v.reveal() for k, v in secrets.items() if k in dplan.secrets}
+    for h, live in zip(hosts, lives, strict=True):
+        assert live is not None
+        files = render(dplan, h.target, live.number, plan.images, source, env_secrets, {}, h.host.home()).digests()
+        if any(live.files.get(name) != digest for name, digest in files.items() if name not in PER_RELEASE):
+            return None
+        if not {s.service for s in h.target.rollout if s.strategy != "job"} <= h.running_services():
+            return None
+    numbers = {r.number for r in lives if r is not None}
+    return lives[0] if len(numbers) == 1 else None
+
+
 def go_live(h: HostDeployer, record: Record, files: dict[str, str], images: dict[str, str],
             secrets: Mapping[str, Secret]) -> None:
-    """Pull, migrate, roll out in order, retire: one host's switch to the release."""
+    """Pull, compare with what runs, migrate, roll out what changed, retire: one host's switch to the release."""
     digests = h.pull(images, registry_login(h.plan, secrets))
-    h.pending = replace(record, digests=digests, files=files)
+    states = h.service_states(record.number, files)
+    h.pending = replace(record, digests=digests, files=files, services={s: st.as_dict() for s, st in states.items()})
     live = h.live()
-    h.roll_out(record.number, live.number if live else None)
+    h.roll_out(record.number, live.number if live else None, h.unchanged(states))
     try:
         h.retire()
     except ShiplineError as exc:  # every service is switched: the release is live whatever happens to the old ones

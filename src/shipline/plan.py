@@ -19,6 +19,7 @@ from .config import Host, Proxy
 from .inputs import INPUTS_LABEL
 from .layout import ENV_FILE, LEGACY_CALL, OVERRIDE_FILE, SOURCE_DIR, ComposeCall, HostLayout
 from .project import Project, resolve_key_path
+from .schedule import waves
 from .traefik_labels import LabelRouting
 
 OCI = "org.opencontainers.image"
@@ -107,6 +108,7 @@ class ServiceRollout:
     drain: float = 0
     stop_timeout: int = 30
     why: str = ""  # why this strategy, in the user's terms
+    after: tuple[str, ...] = ()  # the services it depends on (Compose's depends_on): it rolls out after them
 
     @property
     def side_by_side(self) -> bool:
@@ -224,13 +226,23 @@ class Plan:
                              f"{', '.join(d.proxy.routes) or 'no service'} from shipline's files, switched explicitly "
                              "(its command gains the file provider and the API; those containers get traefik.enable=false)")
                 lines += [f"     proxy: {svc} keeps the docker provider: {why}" for svc, why in d.proxy.kept.items()]
-            lines += [f"     pull {ref}" for ref in self.images.values()]
-            for r in target.rollout:
-                if r.migrate_before:
-                    lines.append(f"     migrate: docker compose {' '.join(r.migrate_before)}")
-                lines.append(f"     {r.service}: {describe_rollout(r)}")
-                if r.why:
-                    lines.append(f"       why: {r.why}")
+            lines += [f"     pull {ref} (unless the host has it)" for ref in self.images.values()]
+            lines.append("     compare each service with the live release (image ID, `docker compose config` of it, the "
+                         "files it mounts): an unchanged one keeps its container")
+            reused = {s.service for s in self.reused}
+            steps = {r.service: r for r in target.rollout}
+            migrated = next((r.service for r in target.rollout if r.migrate_before), None)
+            for n, wave in enumerate(waves(list(steps), {s: r.after for s, r in steps.items()}, d.proxy.service if d.proxy else None, migrated), 1):
+                together = " (together: none depends on another)" if len(wave) > 1 else ""
+                lines.append(f"     wave {n}{together}:")
+                for svc in wave:
+                    r = steps[svc]
+                    if r.migrate_before:
+                        lines.append(f"       migrate first: docker compose {' '.join(r.migrate_before)}")
+                    same = " Its image is reused: unchanged unless its definition or files changed." if svc in reused else ""
+                    lines.append(f"       {svc}: {describe_rollout(r)}.{same}")
+                    if r.why:
+                        lines.append(f"         why: {r.why}")
             lines += [f"     {svc}: not deployed: {why}" for svc, why in d.not_deployed]
             lines.append(f"     record the release in ~/{target.layout.ledger}; prune images and files older than "
                          f"the last {d.keep_releases} successful releases")
@@ -355,8 +367,9 @@ def rollout_steps(project: Project) -> tuple[ServiceRollout, ...]:
             migrate = ("run", "--rm", "--no-deps", "-T", svc, *dc.shell_command(cfg.deploy.migrate.command))
         sd = cfg.service_deploy(svc)
         decided = project.rollouts[svc]
+        after = tuple(project.compose.services[svc].depends_on) if svc in project.compose.services else ()
         steps.append(ServiceRollout(svc, svc in cfg.build, cfg.health_timeout(svc), migrate, decided.strategy,
-                                    routed_port(project, svc), sd.drain, sd.stop_timeout, decided.why))
+                                    routed_port(project, svc), sd.drain, sd.stop_timeout, decided.why, after))
     return tuple(steps)
 
 
@@ -371,7 +384,7 @@ def routed_port(project: Project, service: str) -> int | None:
 
 
 def describe_rollout(r: ServiceRollout) -> str:
-    health = f"healthy within {r.health_timeout:g}s"
+    health = f"healthy within {r.health_timeout:g}s (its own check run in the container, then Docker agrees)"
     if r.strategy == "zero-downtime":
         return (f"zero-downtime: start new container next to the old, wait {health}, switch the proxy to port "
                 f"{r.port} and confirm, then drain {r.drain:g}s and stop the old (stop timeout {r.stop_timeout}s)")

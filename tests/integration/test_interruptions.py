@@ -42,6 +42,11 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppRepo]:
 
 
 def start_deploy(app: AppRepo) -> subprocess.Popen[str]:
+    """A deploy of a new commit that changes the backend and the frontend (the live commit again is a no-op)."""
+    label = uuid.uuid4().hex[:8]
+    app.edit("backend/app/web.py", '"""HTTP layer', f'# interrupted {label}\n"""HTTP layer')
+    app.edit("frontend/www/index.html", "<h1>", f"<h1>{label} ")
+    app.commit(f"change backend and frontend {label}")
     return subprocess.Popen([sys.executable, "-m", "shipline", "deploy", "--config", "shipline.yml"], cwd=app.path,
                             env=app.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -81,7 +86,7 @@ def heal_and_check(app: AppRepo, interrupted: int) -> str:
 
 
 @pytest.mark.parametrize("marker", [
-    "pulled 2 image(s)",            # after pull
+    "pulled ",                      # after pull (of what the host lacks)
     "migrations done",              # after migration
     "backend healthy after",        # the new backend is healthy, not yet switched to
     "backend: proxy switched to",   # just after a proxy switch
@@ -115,7 +120,7 @@ def server_sessions(client_pid: int) -> list[int]:
     return pids
 
 
-@pytest.mark.parametrize("marker", ["pulled 2 image(s)", "backend healthy after", "backend: proxy switched to"])
+@pytest.mark.parametrize("marker", ["pulled ", "backend healthy after", "backend: proxy switched to"])
 def test_a_dropped_ssh_connection_is_a_clear_failure_and_the_next_deploy_heals(app: AppRepo, marker: str) -> None:
     serving = app.version()
     with LoadGenerator(app.url, rate=RATE, workers=16, paths=["/api/version", "/"]) as gen:

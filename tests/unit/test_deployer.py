@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
@@ -25,7 +26,8 @@ APP = ".shipline/shop"
 
 
 class Setup:
-    def __init__(self, tmp_path: Path, host: FakeDockerHost, shipline: str = SHIPLINE, compose: str | None = None) -> None:
+    def __init__(self, tmp_path: Path, host: FakeDockerHost, shipline: str = SHIPLINE, compose: str | None = None,
+                 parallel: bool = False) -> None:
         project = load_project(write_project(tmp_path, shipline, **({"compose": compose} if compose else {})), env={})
         self.plan = compile_plan(project, TRIGGER, datetime.now(UTC))
         self.out = StringIO()
@@ -36,7 +38,8 @@ class Setup:
         report = Reporter(Console(file=self.out, width=200))
         rollout_host = RolloutHost(host, "shop", target.layout, self.plan.deploy.proxy, report,
                                    sleep=self.sleeps.append, proxy_driver=self.proxy)
-        self.deployer = HostDeployer(host, target, self.plan.deploy, report, sleep=self.sleeps.append, host=rollout_host)
+        self.deployer = HostDeployer(host, target, self.plan.deploy, report, sleep=self.sleeps.append, host=rollout_host,
+                                     parallel=parallel)
         self.root = tmp_path
         source = {path: (tmp_path / path).read_bytes() for path, _ in self.plan.deploy.uploads}
         self.files = render(self.plan.deploy, target, 2, self.plan.images, source,
@@ -368,3 +371,69 @@ services:
   frontend: {build: ./frontend}
   db: {image: postgres:15}
 """
+
+
+# -- only what changed, in waves ---------------------------------------------------------------------------
+
+
+def test_independent_services_roll_out_together_in_threads(tmp_path: Path) -> None:
+    s = Setup(tmp_path, release_one(FakeDockerHost()), PROXIED, parallel=True)
+    s.deploy()
+    assert sorted(svc for svc, _ in s.proxy.switches) == ["backend", "frontend"]
+    assert "backend, frontend together" in s.out.getvalue()
+    migrate = s.host.commands.index(s.host.ran("run", "--rm")[0])
+    assert migrate < min(s.host.commands.index(c) for c in s.host.ran("--scale")), "the migration runs before the wave"
+    assert {rel for svc, rel in s.host.containers.values() if svc in ("backend", "frontend")} == {"2"}
+
+
+def test_a_failure_in_a_wave_undoes_every_service_of_it(tmp_path: Path) -> None:
+    host = release_one(FakeDockerHost(lambda svc, rel: "unhealthy" if (svc, rel) == ("frontend", "2") else "healthy"))
+    s = Setup(tmp_path, host, PROXIED, parallel=True)
+    with pytest.raises(DeployFailed, match="frontend did not become healthy"):
+        s.deploy()
+    assert sorted(rel for _, rel in host.containers.values()) == ["1", "1", "1", "1"]
+    backend_switches = [e for svc, e in s.proxy.switches if svc == "backend"]
+    assert not backend_switches or backend_switches[-1] == [host.endpoint(host.ids("backend")[0], 8000)]
+    assert host.released == 1
+
+
+def test_services_kept_are_not_touched(tmp_path: Path) -> None:
+    s = Setup(tmp_path, release_one(FakeDockerHost()), PROXIED)
+    d = s.deployer
+    d.lock("ann", "aaaaaaa")
+    d.upload(s.files)
+    d.roll_out(2, 1, keep={"proxy", "db", "frontend"})
+    d.retire()
+    assert ups(s.host) == [("backend", "2")]
+    assert [svc for svc, _ in s.proxy.switches] == ["backend"]
+
+
+def test_pull_skips_images_already_on_the_host(tmp_path: Path) -> None:
+    host = FakeDockerHost()
+    s = Setup(tmp_path, host)
+    present = s.plan.images["frontend"]
+    host.rules.insert(0, lambda a: (1, f'["{present}"] sha256:f1\nError: No such image: x\n')
+                      if a[:3] == ["docker", "image", "inspect"] and "{{json .RepoTags}} {{.Id}}" in a else None)
+    s.deployer.pull(s.plan.images, None)
+    assert [c[-1] for c in host.ran("docker", "pull")] == [s.plan.images["backend"]]
+    assert "pulled 1 image(s), 1 already on the host" in s.out.getvalue()
+
+
+def test_unchanged_compares_with_the_live_release_and_what_really_runs(tmp_path: Path) -> None:
+    from shipline.changes import ServiceState
+
+    host = FakeDockerHost()
+    s = Setup(tmp_path, host, PROXIED)
+    same, other = ServiceState("sha256:i1", "d1", ""), ServiceState("sha256:i2", "d1", "")
+    live = replace(record(1, "succeeded"), services={svc: same.as_dict() for svc in ("proxy", "db", "backend", "frontend")})
+    host.files[f"{APP}/ledger.jsonl"] = (ledger.encode(live), 0o644)
+    running = "c-proxy proxy \nc-db db \nc-back backend 1\nc-front frontend 7\n"  # frontend: made by release 7
+    host.rules.insert(0, lambda a: (0, running) if a[:2] == ["docker", "ps"] and "--format" in a else None)
+    host.rules.insert(0, lambda a: (0, "c-proxy sha256:i1\nc-db sha256:i1\nc-back sha256:i1\nc-front sha256:i1\n")
+                      if a[:3] == ["docker", "inspect", "--format"] and a[3] == "{{.Id}} {{.Image}}" else None)
+    s.deployer.read_ledger()
+    keep = s.deployer.unchanged({"proxy": same, "db": same, "backend": other, "frontend": same})
+    assert keep == {"proxy", "db"}
+    out = s.out.getvalue()
+    assert "backend: image changed" in out and "db: unchanged (same image, definition and files as release 1)" in out
+    assert "frontend: its running container is not the live release's" in out  # release 7 recorded no such state

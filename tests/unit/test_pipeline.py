@@ -100,3 +100,36 @@ def test_prune_keeps_the_newest_successes_whoever_made_them(tmp_path: Path) -> N
     pipeline.prune(ctx, hosts, hosts[0].plan)
     removed = [c[-1] for c in hosts[0].ex.ran("rm", "-rf")]  # type: ignore[attr-defined]
     assert removed == [".shipline/shop/releases/3"]  # keep_releases 5: 1, 2, 4 kept; 5 is under way
+
+
+def test_already_live_needs_the_same_commit_files_images_and_every_service_running(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from shipline.release_files import render
+    from shipline.secrets import Secret
+
+    from .test_inputs import git
+
+    project = load_project(write_project(tmp_path), env={})
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "one")
+    sha = git(tmp_path, "rev-parse", "HEAD")
+    plan = compile_plan(project, Trigger("main", sha, sha[:7]), datetime.now(UTC))
+    secrets = {"POSTGRES_PASSWORD": Secret("POSTGRES_PASSWORD", "pw-1234")}
+    host = FakeDockerHost()
+    running = "".join(f"c{i} {svc} \n" for i, svc in enumerate(("proxy", "db", "backend", "frontend")))
+    host.rules.insert(0, lambda a: (0, running) if a[:2] == ["docker", "ps"] and "--format" in a else None)
+    target = plan.deploy.targets[0]
+    source = {path: (tmp_path / path).read_bytes() for path, _ in plan.deploy.uploads}
+    files = render(plan.deploy, target, 3, plan.images, source, {"POSTGRES_PASSWORD": "pw-1234"}, {}, "/home/deploy").digests()
+    live = replace(rec(3), sha=sha, images=dict(plan.images), files=files)
+    h = HostDeployer(host, target, plan.deploy, Reporter(Console(file=StringIO())), sleep=lambda s: None)
+    h.ledger = [live]
+    assert pipeline.already_live(plan, [h], secrets) == live
+    assert pipeline.already_live(plan, [h], {"POSTGRES_PASSWORD": Secret("POSTGRES_PASSWORD", "pw-5678")}) is None
+    h.ledger = [replace(live, sha="c" * 40)]
+    assert pipeline.already_live(plan, [h], secrets) is None
+    h.ledger = [live]
+    host.rules.insert(0, lambda a: (0, "c0 proxy \nc1 db \n") if a[:2] == ["docker", "ps"] and "--format" in a else None)
+    assert pipeline.already_live(plan, [h], secrets) is None, "a service that is not running needs a deploy"

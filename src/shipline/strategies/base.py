@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class RolloutHost:
                  sleep: Callable[[float], None] = time.sleep, proxy_driver: ProxyDriver | None = None) -> None:
         self.ex, self.app, self.layout, self.proxy, self.report = ex, app, layout, proxy, report
         self.sleep = sleep
+        self.wave_failed = threading.Event()  # set when a service rolled out beside this one failed
         self._driver = proxy_driver
         self._home: str | None = None
         self._proxy_networks: set[str] | None = None
@@ -134,7 +136,19 @@ class RolloutHost:
         return data if isinstance(data, dict) else {}
 
     def wait_healthy(self, containers: Sequence[str], service: str, timeout: float) -> float:
-        return health.wait_healthy(self.ex, containers, service, timeout, sleep=self.sleep)
+        """Docker's own verdict (its health check at its interval): what must agree before old containers go."""
+        return health.wait_healthy(self.ex, containers, service, timeout, sleep=self._nap)
+
+    def wait_ready(self, containers: Sequence[str], service: str, timeout: float) -> float:
+        """Ready to be switched to: Docker says healthy, or the service's own check passes when run in the
+        container now (`health.wait_ready`), so a service ready in 1 s is not kept waiting for Docker's tick."""
+        return health.wait_ready(self.ex, containers, service, timeout, sleep=self._nap)
+
+    def _nap(self, seconds: float) -> None:
+        """A wait that ends when another service of the wave failed, or (through `sleep`) the run is cancelled."""
+        if self.wave_failed.wait(seconds):
+            raise KeyboardInterrupt("cancelled: another service of this wave failed")
+        self.sleep(0)
 
     def switch(self, service: str, endpoints: list[str]) -> float:
         """Point the proxy at `endpoints` and wait for its confirmation; returns how long that took."""

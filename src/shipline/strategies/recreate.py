@@ -13,7 +13,7 @@ class Recreate:
         step, svc = applied.step, applied.step.service
         host.run(dc.compose_up(host.compose_base(release), svc), f"start {svc}")
         applied.new = host.containers(svc, all_states=True)
-        waited = host.wait_healthy(applied.new, svc, step.health_timeout)
+        waited = host.wait_ready(applied.new, svc, step.health_timeout)
         host.report.info(f"{host.ex.name}: {svc} healthy after {waited:.1f}s")
         self._route(host, applied)
 

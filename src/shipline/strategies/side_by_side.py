@@ -21,8 +21,8 @@ class SideBySide:
         else:
             host.run(dc.compose_up(base, svc), f"start {svc}")
         applied.new = [c for c in host.containers(svc, all_states=True) if c not in applied.old]
-        waited = host.wait_healthy(applied.new, svc, step.health_timeout)
-        host.report.info(f"{name}: {svc} healthy after {waited:.1f}s")
+        waited = host.wait_ready(applied.new, svc, step.health_timeout)
+        host.report.info(f"{name}: {svc} healthy after {waited:.1f}s (its own check passed)")
         if host.routed(step):
             assert step.port is not None
             if applied.old:
