@@ -80,10 +80,13 @@ def test_an_uncommitted_change_is_not_deployed_and_data_stays_put(overrides: App
     assert "working tree differs from commit" in plan.out and "examples/overrides/nginx.conf" in plan.out
     res = app.shipline("deploy")
     assert res.code == 0, res.out
+    assert "already live" in res.out, "the commit is what is live: the working tree's change is not a change"
     assert app.get("/").headers["X-Served-By"] == "overrides-example"
-    assert (release_dir(app, 2) / "src" / "examples" / "overrides" / "nginx.conf").read_text() == committed
-    assert logs.read_bytes().startswith(served_before), "the log of release 1 is still there"
+    assert not release_dir(app, 2).exists()
     app.commit("nginx: say who serves")
     res = app.shipline("deploy")
     assert res.code == 0, res.out
     assert app.get("/").headers["X-Served-By"] == "uncommitted", "once committed, it is deployed"
+    assert (release_dir(app, 2) / "src" / "examples" / "overrides" / "nginx.conf").read_text() != committed
+    assert (release_dir(app, 1) / "src" / "examples" / "overrides" / "nginx.conf").read_text() == committed
+    assert logs.read_bytes().startswith(served_before), "the log of release 1 is still there"
