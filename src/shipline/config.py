@@ -115,6 +115,7 @@ class Host(_Strict):
     address: str
     ssh_key: str | None = None
     host_key: str | None = None  # unset: the first connection is refused with the key to pin
+    roles: list[Annotated[str, Field(pattern=NAME_RE)]] | None = None  # names in `roles:`; unset: every service
 
     @field_validator("address")
     @classmethod
@@ -225,6 +226,17 @@ class Deploy(_Strict):
     migrate: Migrate | None = None
     lock_wait: Annotated[float, Field(ge=0)] = 120
     lock_ttl: Annotated[float, Field(gt=0)] = 1800
+    # Several hosts switch in batches of this many hosts (or this percentage of them, "25%"); the first batch is
+    # the canary. After each batch, `batch_wait` seconds pass and its health is checked again before the next.
+    batch: Annotated[int, Field(ge=1)] | Annotated[str, Field(pattern=r"^[0-9]{1,3}%$")] = 1
+    batch_wait: Annotated[float, Field(ge=0, le=3600)] = 0
+
+    @field_validator("batch")
+    @classmethod
+    def _percentage(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and not 1 <= int(value[:-1]) <= 100:
+            raise ValueError("a percentage from 1% to 100%")
+        return value
 
     @field_validator("path")
     @classmethod
@@ -252,6 +264,8 @@ class Config(_Strict):
     secrets_file: str = ".shipline/secrets"
     env: dict[str, str] = Field(default_factory=dict)
     proxy: Proxy | None = None
+    # Which services run where: role name -> services; a host lists its roles (a host without `roles` runs all).
+    roles: dict[Annotated[str, Field(pattern=NAME_RE)], list[str]] = Field(default_factory=dict)
     build_cache: BuildCache = Field(default_factory=BuildCache)
 
     @field_validator("compose")
@@ -265,6 +279,12 @@ class Config(_Strict):
     @property
     def compose_files(self) -> list[str]:
         return [self.compose] if isinstance(self.compose, str) else list(self.compose)
+
+    def host_services(self, host: Host) -> set[str] | None:
+        """The services `host` runs (those of its roles), or None for every service."""
+        if host.roles is None:
+            return None
+        return {svc for role in host.roles for svc in self.roles.get(role, [])}
 
     def service_deploy(self, service: str) -> ServiceDeploy:
         return self.deploy.services.get(service) or ServiceDeploy()
@@ -300,6 +320,9 @@ HINTS: dict[str, str] = {
     "image": "Give the image's repository path under the registry in lower case, e.g. `myorg/backend`; leave it out for `<app>/<service>`.",
     "path": "Give the directory on the hosts, relative to the SSH user's home, that holds the releases, e.g. `.shipline` (letters, digits, `.`, `_`, `-`, `/`).",
     "tag": "Give a Docker tag (letters, digits, `_`, `.`, `-`; at most 128), e.g. `buildcache`.",
+    "batch": "Give how many hosts switch at a time: a number (`batch: 1`) or a percentage of the hosts (`batch: 25%`).",
+    "batch_wait": "Give the seconds each batch is watched before the next one switches, from 0 to 3600.",
+    "roles": "Name each role in lower case letters, digits, `-` or `_`, e.g. `roles: {web: [proxy, backend], db: [db]}`, and list a host's roles as `roles: [web]`.",
     "password_secret": "Name the secret that holds the registry password (an environment variable or a line of the secrets file), e.g. `password_secret: REGISTRY_PASSWORD`.",
 }
 

@@ -50,6 +50,7 @@ class HostDeployer:
         self.applied: list[Applied] = []  # services this deploy touched, in order
         self._applied_lock = threading.Lock()  # services of one wave roll out in parallel threads
         self._networks: set[str] = set()  # the project's networks, once `service_states` has read them
+        self.undone = False  # the touched services were put back (by this host's failure or the fleet's)
         self.pending: Record | None = None  # this release as the host will record it (with digests) at the end
 
     @property
@@ -277,12 +278,13 @@ class HostDeployer:
                 self.report.info(f"{self.name}: {svc}: {reason}")
         return keep
 
-    def roll_out(self, number: int, previous: int | None, keep: set[str] | frozenset[str] = frozenset()) -> None:
-        """Migrate, then every service not in `keep`, in waves: services of a wave (which do not depend on each
-        other) roll out and are gated at the same time. Once all are switched, Docker's own health status must
-        agree. On any failure undo what was touched and raise DeployFailed."""
+    def roll_out(self, number: int, previous: int | None, keep: set[str] | frozenset[str] = frozenset(), *,
+                 migrate: bool = True) -> None:
+        """Migrate (unless another host of the fleet does), then every service not in `keep`, in waves: services of
+        a wave (which do not depend on each other) roll out and are gated at the same time. Once all are switched,
+        Docker's own health status must agree. On any failure undo what was touched and raise DeployFailed."""
         base = self.host.compose_base(number)
-        self.applied = []
+        self.applied, self.undone = [], False
         self.host.wave_failed.clear()
         steps = {s.service: s for s in self.target.rollout if s.service not in keep}
         proxy = self.plan.proxy.service if self.plan.proxy else None
@@ -295,7 +297,7 @@ class HostDeployer:
         try:
             for wave in schedule.waves(list(steps), {s: steps[s].after for s in steps}, proxy, migrated):
                 self.check_lock()
-                for step in (steps[s] for s in wave if steps[s].migrate_before):  # release phase: before the wave
+                for step in (steps[s] for s in wave if steps[s].migrate_before and migrate):  # before the wave
                     assert step.migrate_before is not None
                     self.report.info(f"{self.name}: release phase: migrate with the new {step.service} image")
                     self.host.run([*base, *step.migrate_before], "migration")
@@ -334,7 +336,8 @@ class HostDeployer:
         for_step(step).roll_out(self.host, number, applied)
 
     def confirm(self) -> None:
-        """Docker's own health status must agree with the readiness probes before any old container goes."""
+        """Docker's own health status must agree with the readiness probes before any old container goes; with
+        several hosts, also the health barrier after a batch switched (a crash then fails the batch)."""
         for a in self.applied:
             if a.new and a.step.strategy != "job":  # a job has exited 0 by now: its gate was its completion
                 self.host.wait_healthy(a.new, a.step.service, a.step.health_timeout)
@@ -376,7 +379,7 @@ class HostDeployer:
 
     def undo(self, previous: int | None) -> bool:
         """Every touched service back as it was; True when all of them are. Signals wait until it is done."""
-        ok = True
+        ok, self.undone = True, True
         with self.cancel.shielded():
             for a in reversed(self.applied):
                 try:

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import docker_commands as dc
-from . import gitrepo, ledger, reuse
+from . import fleet, gitrepo, ledger, reuse
 from .cancel import Cancel
 from .deployer import HostDeployer, describe, locked
-from .errors import ConnectionLost, NotFound, ShiplineError, StepFailed
+from .errors import ConnectionLost, HostKeyError, NotFound, ShiplineError, StepFailed
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .layout import OVERRIDE_FILE, RELEASE_FILE
@@ -182,14 +182,38 @@ def holder() -> str:
     return f"{gitrepo.actor()} on {socket.gethostname()}"
 
 
+def connect_all(ctx: Context, plan: DeployPlan) -> list[Executor]:
+    """Every host at once; if one cannot be reached, the others are closed and nothing has been changed."""
+    targets = list(enumerate(plan.targets))
+
+    def one(item: tuple[int, HostTarget]) -> Executor | BaseException:
+        try:
+            return ctx.connect(*item)
+        except BaseException as exc:  # every connection attempt ends before one error is raised
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+        results = list(pool.map(one, targets))
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if not errors:
+        return [r for r in results if not isinstance(r, BaseException)]
+    for r in results:
+        if not isinstance(r, BaseException):
+            r.close()
+    error = next((e for e in errors if isinstance(e, HostKeyError)), errors[0])  # a wrong host key first
+    if isinstance(error, ShiplineError) and not isinstance(error, HostKeyError) and len(targets) > 1:
+        raise type(error)(f"{error.message} Nothing was changed on any host: shipline reaches every host before "
+                          "it changes one.") from None
+    raise error
+
+
 @contextmanager
 def connected(ctx: Context, plan: DeployPlan) -> Iterator[list[HostDeployer]]:
     """Every host connected (and its key checked) first: a wrong key costs no build. Closed however it ends."""
     executors: list[Executor] = []
     try:
         with ctx.report.stage("connect", ", ".join(t.host.address for t in plan.targets)):
-            for index, target in enumerate(plan.targets):
-                executors.append(ctx.connect(index, target))
+            executors = connect_all(ctx, plan)
         yield [HostDeployer(ex, t, plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
                for ex, t in zip(executors, plan.targets, strict=False)]
     finally:
@@ -300,12 +324,14 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
                 env_secrets = {k: v.reveal() for k, v in secrets.items() if k in dplan.secrets}
                 meta = {"app": plan.app, "sha": t.sha, "short_sha": t.short_sha, "ref": t.ref, "source": t.source,
                         "actor": t.actor, "created": ctx.now().isoformat(timespec="seconds")}
+                def put_files(h: HostDeployer) -> dict[str, str]:
+                    files = render(dplan, h.target, number, plan.images, source, env_secrets, meta, h.host.home())
+                    h.upload(files)
+                    return files.digests()
+
                 with report.stage("deploy", ", ".join(h.name for h in hosts)):
-                    for h in hosts:
-                        files = render(dplan, h.target, number, plan.images, source, env_secrets, meta, h.host.home())
-                        h.upload(files)
-                        go_live(h, record, files.digests(), plan.images, secrets)
-                        live.add(h.name)
+                    go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets)
+                    live.update(h.name for h in hosts)
             prune(ctx, hosts, dplan)
         finally:
             if workspace:
@@ -335,21 +361,13 @@ def already_live(plan: Plan, hosts: list[HostDeployer], secrets: Mapping[str, Se
     return lives[0] if len(numbers) == 1 else None
 
 
-def go_live(h: HostDeployer, record: Record, files: dict[str, str], images: dict[str, str],
-            secrets: Mapping[str, Secret]) -> None:
-    """Pull, compare with what runs, migrate, roll out what changed, retire: one host's switch to the release."""
-    digests = h.pull(images, registry_login(h.plan, secrets))
-    states = h.service_states(record.number, files)
-    h.pending = replace(record, digests=digests, files=files, services={s: st.as_dict() for s, st in states.items()})
-    live = h.live()
-    h.roll_out(record.number, live.number if live else None, h.unchanged(states))
-    try:
-        h.retire()
-    except ShiplineError as exc:  # every service is switched: the release is live whatever happens to the old ones
-        h.report.warn(f"{h.name}: release {record.number} is live, but stopping the old containers failed "
-                      f"({exc.message}); the next deploy stops them")
-        if isinstance(exc, ConnectionLost):
-            h.recover()  # so that the release's end can be recorded
+def go_live(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, record: Record, put_files: fleet.Prepare,
+            images: dict[str, str], secrets: Mapping[str, Secret]) -> None:
+    """Prepare every host, switch them batch after batch (undone everywhere on any failure), retire the old."""
+    rollout = fleet.Rollout(hosts, plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
+    rollout.prepare(record, put_files, images, registry_login(plan, secrets))
+    rollout.switch(record.number)
+    rollout.retire()
 
 
 def publish_only(ctx: Context, plan: Plan, only: set[str] | None) -> None:
@@ -407,11 +425,12 @@ def rollback(ctx: Context, plan: DeployPlan, target: int | None) -> int:
         with recorded(ctx, hosts, record) as live, report.stage("deploy", what):
             meta = {"app": plan.app, "sha": chosen.sha, "short_sha": chosen.short_sha, "ref": chosen.ref,
                     "source": record.source, "actor": actor, "created": ctx.now().isoformat(timespec="seconds")}
-            for h in hosts:
+            def put_files(h: HostDeployer) -> dict[str, str]:
                 own = own_files(plan, h.target, record.number, chosen.images, meta)
                 h.copy_release(chosen.number, record.number, own)
-                files = {**chosen.files, **{k: b.digest for k, b in own.items()}}
-                go_live(h, record, files, chosen.images, secrets)
-                live.add(h.name)
+                return {**chosen.files, **{k: b.digest for k, b in own.items()}}
+
+            go_live(ctx, hosts, plan, record, put_files, chosen.images, secrets)
+            live.update(h.name for h in hosts)
         prune(ctx, hosts, plan)
     return record.number

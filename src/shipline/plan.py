@@ -151,6 +151,19 @@ class DeployPlan:
     data_dirs: tuple[DataDir, ...] = ()  # relative bind mounts that are not in the commit: pointed at data/
     not_deployed: tuple[tuple[str, str], ...] = ()  # (service, why)
     profiles: tuple[str, ...] = ()  # Compose profiles enabled (COMPOSE_PROFILES in the env file)
+    batches: tuple[tuple[int, ...], ...] = ((0,),)  # indexes into `targets`, switched one batch after another
+    batch_wait: float = 0
+
+    @property
+    def migration_host(self) -> int | None:
+        """The one host that runs migrations: the first that runs the migrated service."""
+        return next((i for i, t in enumerate(self.targets) if any(r.migrate_before for r in t.rollout)), None)
+
+    def describe_batches(self) -> str:
+        names = [t.host.address for t in self.targets]
+        parts = [f"batch {n} ({'canary' if n == 1 else 'then'}): {', '.join(names[i] for i in b)}"
+                 for n, b in enumerate(self.batches, start=1)]
+        return "; ".join(parts)
 
     @property
     def secret_names(self) -> tuple[str, ...]:
@@ -213,7 +226,12 @@ class Plan:
         if self.build_cache == "inline":
             lines += [f"     tag {self.cache_refs[b.service]} in the registry (the next build's cache)" for b in self.builds]
         lines.append("5. deploy     on each host, under its deploy lock:")
-        for target in d.targets:
+        if len(d.targets) > 1:
+            lines.append("   every host is prepared in parallel (upload, pull); then the hosts switch in batches, each "
+                         "batch behind a health barrier" + (f" and {d.batch_wait:g}s of watching" if d.batch_wait else "")
+                         + f": {d.describe_batches()}. A failure anywhere switches every host back; old containers "
+                         "are retired once every batch is live.")
+        for index, target in enumerate(d.targets):
             host = target.host
             pin = f"host key {host.host_key[:40]}..." if host.host_key else "host key NOT PINNED: deploy will refuse"
             lines.append(f"   {host.address} ({pin}) into ~/{target.layout.app_dir}")
@@ -237,8 +255,9 @@ class Plan:
                 lines.append(f"     wave {n}{together}:")
                 for svc in wave:
                     r = steps[svc]
-                    if r.migrate_before:
-                        lines.append(f"       migrate first: docker compose {' '.join(r.migrate_before)}")
+                    if r.migrate_before and index == d.migration_host:
+                        once = " (once, on this host only)" if len(d.targets) > 1 else ""
+                        lines.append(f"       migrate first{once}: docker compose {' '.join(r.migrate_before)}")
                     same = " Its image is reused: unchanged unless its definition or files changed." if svc in reused else ""
                     lines.append(f"       {svc}: {describe_rollout(r)}.{same}")
                     if r.why:
@@ -329,7 +348,7 @@ def deploy_plan(project: Project) -> DeployPlan:
     rollout = rollout_steps(project)
     targets = tuple(
         HostTarget(host=h, key_path=str(k) if (k := resolve_key_path(project, h)) else None, layout=cfg.layout(),
-                   rollout=rollout)
+                   rollout=tuple(r for r in rollout if (runs := cfg.host_services(h)) is None or r.service in runs))
         for h in cfg.hosts
     )
     return DeployPlan(
@@ -343,6 +362,7 @@ def deploy_plan(project: Project) -> DeployPlan:
         data_dirs=project.inputs.data_dirs,
         not_deployed=tuple(project.inactive.items()),
         profiles=tuple(cfg.deploy.profiles),
+        batches=batches(len(targets), cfg.deploy.batch), batch_wait=cfg.deploy.batch_wait,
     )
 
 
@@ -355,6 +375,12 @@ def compose_call(project: Project) -> ComposeCall:
         files=(*(f"{SOURCE_DIR}/{f}" for f in compose.files), OVERRIDE_FILE),
         project_dir=posixpath.normpath(f"{SOURCE_DIR}/{compose.project_dir}"),
         env_files=(*([f"{SOURCE_DIR}/{dotenv}"] if dotenv in source else []), ENV_FILE))
+
+
+def batches(hosts: int, size: int | str) -> tuple[tuple[int, ...], ...]:
+    """Host indexes in switching order, `size` hosts (or `size` percent of them, rounded up) per batch."""
+    per = max(1, -(-hosts * int(size[:-1]) // 100)) if isinstance(size, str) else size
+    return tuple(tuple(range(i, min(i + per, hosts))) for i in range(0, hosts, per))
 
 
 def rollout_steps(project: Project) -> tuple[ServiceRollout, ...]:

@@ -174,6 +174,7 @@ def _cross_check(config: Config, path: Path, repo: Path, rel: str, tree: SourceT
     problems += _check_tests(config, file)
     if known:
         problems += _check_deploy(config, compose, file, active)
+        problems += _check_roles(config, services, file)
     labels = label_routing(compose, active) if known and config.proxy is None else None
     problems += _check_proxy(config, services, file, set(labels.routes) if labels else set()) if known else []
     problems += _check_variables(compose.needed_variables(active), provided)
@@ -309,6 +310,24 @@ def _check_deploy(config: Config, compose: ComposeProject, file: str, active: li
             compose.default_order()
         except ComposeCycle as exc:
             problems.append(f"{file}: deploy.order: {exc}; give the order explicitly.")
+    return problems
+
+
+def _check_roles(config: Config, services: set[str], file: str) -> list[str]:
+    problems = []
+    for role, names in config.roles.items():
+        for name in names:
+            if name not in services:
+                problems.append(f"{file}: roles.{role}: there is no service {name!r} in {' + '.join(config.compose_files)}. Roles list Compose services: {', '.join(sorted(services))}.")
+    for i, host in enumerate(config.hosts):
+        for role in host.roles or []:
+            if role not in config.roles:
+                problems.append(f"{file}: hosts[{i}].roles: no role {role!r} is defined. Define it under `roles:` ({role}: [services...]) or use one of: {', '.join(config.roles) or 'none defined'}.")
+    runs = [config.host_services(h) for h in config.hosts]
+    if all(r is not None for r in runs):
+        nowhere = sorted(services - set().union(*(r for r in runs if r is not None)))
+        if nowhere:
+            problems.append(f"{file}: roles: no host runs {', '.join(nowhere)}. Add them to a role a host has, or give a host no `roles` (it then runs every service).")
     return problems
 
 
