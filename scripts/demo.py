@@ -60,8 +60,11 @@ def create_repo(port: int, api_port: int) -> None:
     git("init", "-q", "-b", "main")
     git("add", "-A")
     git("commit", "-q", "-m", "demo: the example app")
-    (DEMO / ".shipline").mkdir(exist_ok=True)
-    (DEMO / ".shipline" / "secrets").write_text(f"POSTGRES_PASSWORD={secrets.token_urlsafe(18)}\n")
+    (DEMO / ".shipline").mkdir(mode=0o700, exist_ok=True)
+    # 0600 from the first byte: nobody else on this machine reads the database password.
+    fd = os.open(DEMO / ".shipline" / "secrets", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"POSTGRES_PASSWORD={secrets.token_urlsafe(18)}\n")
 
 
 def remove() -> None:

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .hostkeys import parse_pin
 from .interpolation import BadTemplate, MissingVariable, TooManyValues, interpolate
 from .layout import HostLayout
 from .yamlload import YamlError
@@ -106,7 +107,26 @@ class Registry(_Strict):
 
 
 ADDRESS_RE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::(?P<port>\d+))?$")
-HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+$|^SHA256:[A-Za-z0-9+/=]{43}$")
+
+
+def _host_keys(value: Any) -> Any:
+    """One pin or several (a list, or lines of one string: a known_hosts excerpt), normalized one per line.
+
+    Several pins let a key rotation accept the old and the new key for a while.
+    """
+    if value is None or value == "":  # unset, or an unset variable in a read-only command
+        return None
+    if not isinstance(value, str | list) or not all(isinstance(v, str) for v in (value if isinstance(value, list) else [])):
+        raise ValueError("not an SSH host key: give a key line, or a list of them")
+    lines = [line.strip() for item in ([value] if isinstance(value, str) else value) for line in item.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    pins: list[str] = []
+    for n, line in enumerate(lines, 1):
+        try:
+            pins.append(parse_pin(line))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (pin {n} of {len(lines)})" if len(lines) > 1 else str(exc)) from None
+    return "\n".join(dict.fromkeys(pins)) or None
 
 
 class Host(_Strict):
@@ -114,7 +134,8 @@ class Host(_Strict):
 
     address: str
     ssh_key: str | None = None
-    host_key: str | None = None  # unset: the first connection is refused with the key to pin
+    # Pins, one per line (`pins`); unset: the first connection is refused with the key to pin.
+    host_key: Annotated[str | None, BeforeValidator(_host_keys)] = None
     roles: list[Annotated[str, Field(pattern=NAME_RE)]] | None = None  # names in `roles:`; unset: every service
 
     @field_validator("address")
@@ -124,15 +145,9 @@ class Host(_Strict):
             raise ValueError("not an SSH address")
         return value
 
-    @field_validator("host_key")
-    @classmethod
-    def _host_key(cls, value: str | None) -> str | None:
-        if not value:  # unset, or an unset variable in a read-only command
-            return None
-        value = " ".join(value.split()[:2])  # a pasted known_hosts line may carry a comment
-        if not HOST_KEY_RE.match(value):
-            raise ValueError("not an SSH host key")
-        return value
+    @property
+    def pins(self) -> list[str]:
+        return self.host_key.splitlines() if self.host_key else []
 
     @property
     def user(self) -> str:
@@ -308,7 +323,7 @@ HINTS: dict[str, str] = {
     "registry": "Give the registry images are pushed to, e.g. `registry: {url: ghcr.io/myorg}`; add both `username` and `password_secret` if it needs a login.",
     "url": "Give the registry as host[:port][/namespace], e.g. `ghcr.io/myorg` or `127.0.0.1:5000`.",
     "hosts": "List at least one server, e.g. `hosts: [{address: deploy@203.0.113.10, ssh_key: ~/.ssh/id_ed25519, host_key: 'ssh-ed25519 AAAA...'}]`.",
-    "host_key": "Pin the server's SSH host key: run `shipline keyscan user@host:port` from a trusted network and paste the printed `ssh-ed25519 AAAA...` line here (or give the key's `SHA256:...` fingerprint).",
+    "host_key": "Pin the server's SSH host key: run `shipline keyscan user@host:port` from a trusted network and paste the printed `ssh-ed25519 AAAA...` line here (a known_hosts line or the key's `SHA256:...` fingerprint work too; a list pins several keys during a rotation).",
     "address": "Write the server as user@host or user@host:port, e.g. `deploy@203.0.113.10:22`.",
     "run": "Give the command as a string (run with sh -c) or as a non-empty list of arguments.",
     "command": "Give the command as a string (run with sh -c) or as a non-empty list of arguments.",

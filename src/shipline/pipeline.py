@@ -66,7 +66,8 @@ def make_trigger(project: Project, ref: str | None, source: str = "cli", actor: 
 
 def load_secrets(ctx: Context, plan: DeployPlan, names: tuple[str, ...] | None = None) -> dict[str, Secret]:
     """The named secrets (default: every one the plan needs), each added to the masker."""
-    secrets = resolve_secrets(plan.secret_names if names is None else names, ctx.env, Path(plan.secrets_file))
+    secrets = resolve_secrets(plan.secret_names if names is None else names, ctx.env, Path(plan.secrets_file),
+                              ctx.report.warn)
     for s in secrets.values():
         ctx.masker.add(s)
     return secrets

@@ -16,6 +16,7 @@ from datetime import datetime
 from . import docker_commands as dc
 from .compose import DataDir
 from .config import Host, Proxy
+from .hostkeys import pin_fingerprint
 from .inputs import INPUTS_LABEL
 from .layout import ENV_FILE, LEGACY_CALL, OVERRIDE_FILE, SOURCE_DIR, ComposeCall, HostLayout
 from .project import Project, resolve_key_path
@@ -233,7 +234,8 @@ class Plan:
                          "are retired once every batch is live.")
         for index, target in enumerate(d.targets):
             host = target.host
-            pin = f"host key {host.host_key[:40]}..." if host.host_key else "host key NOT PINNED: deploy will refuse"
+            pins = " or ".join(pin_fingerprint(p) for p in host.pins)
+            pin = f"host key {pins}" if pins else "host key NOT PINNED: deploy will refuse"
             lines.append(f"   {host.address} ({pin}) into ~/{target.layout.app_dir}")
             lines.append("     upload override with image tags, env file (mode 0600), and from the commit:")
             lines += [f"       {path} (mode {mode:04o})" for path, mode in d.uploads]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from .errors import ConfigError
@@ -86,9 +86,19 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def resolve_secrets(names: Iterable[str], env: Mapping[str, str], secrets_file: Path) -> dict[str, Secret]:
-    """Each named secret from the environment, else from the secrets file; all missing ones reported at once."""
-    from_file = read_env_file(secrets_file) if secrets_file.is_file() else {}
+def resolve_secrets(names: Iterable[str], env: Mapping[str, str], secrets_file: Path,
+                    warn: Callable[[str], None] | None = None) -> dict[str, Secret]:
+    """Each named secret from the environment, else from the secrets file; all missing ones reported at once.
+
+    A secrets file that other users of the machine may read or change is reported to `warn`.
+    """
+    from_file: dict[str, str] = {}
+    if secrets_file.is_file():
+        mode = secrets_file.stat().st_mode & 0o777
+        if mode & 0o077 and warn:
+            warn(f"{secrets_file} can be read or changed by other users of this machine (mode {mode:04o}); "
+                 f"run `chmod 600 {secrets_file}`.")
+        from_file = read_env_file(secrets_file)
     found: dict[str, Secret] = {}
     missing: list[str] = []
     for name in names:

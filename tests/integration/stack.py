@@ -128,6 +128,7 @@ def make_app_repo(tmp: Path, app: str, extra_env: dict[str, str] | None = None) 
     (path / "shipline.yml").write_text(text)
     (path / ".shipline").mkdir(exist_ok=True)
     (path / ".shipline" / "secrets").write_text("POSTGRES_PASSWORD=it-secret-Zq7wX9\n")
+    (path / ".shipline" / "secrets").chmod(0o600)
     git(path, "init", "-q", "-b", "main")
     env = {**os.environ, **env_vars, "HTTPS_PORT": str(port), "PROXY_API_PORT": str(free_port()), **(extra_env or {})}
     repo = AppRepo(path, app, port, env)

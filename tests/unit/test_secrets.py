@@ -129,3 +129,15 @@ def test_env_file_multiline_double_quoted_value(tmp_path: Path) -> None:
     path = tmp_path / "secrets"
     path.write_text('A=one\nKEY="-----BEGIN KEY-----\nabc\n-----END KEY-----"\nB="two"\n')
     assert read_env_file(path) == {"A": "one", "KEY": "-----BEGIN KEY-----\nabc\n-----END KEY-----", "B": "two"}
+
+
+def test_a_secrets_file_others_can_read_is_warned_about(tmp_path: Path) -> None:
+    path = tmp_path / "secrets"
+    path.write_text("DB_PASSWORD=from-file\n")
+    warnings: list[str] = []
+    path.chmod(0o644)
+    assert resolve_secrets(["DB_PASSWORD"], {}, path, warnings.append)["DB_PASSWORD"].reveal() == "from-file"
+    assert len(warnings) == 1 and "mode 0644" in warnings[0] and f"chmod 600 {path}" in warnings[0]
+    path.chmod(0o600)
+    resolve_secrets(["DB_PASSWORD"], {}, path, warnings.append)
+    assert len(warnings) == 1

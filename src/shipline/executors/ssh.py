@@ -6,7 +6,6 @@ A dropped connection surfaces as ConnectionLost (never a paramiko traceback); th
 
 from __future__ import annotations
 
-import base64
 import posixpath
 import shlex
 import socket
@@ -17,10 +16,11 @@ from pathlib import Path
 
 import paramiko
 from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_TRUNC, SFTP_FLAG_WRITE
+from paramiko.ssh_exception import IncompatiblePeer
 
 from ..cancel import Cancel
 from ..errors import ConnectionLost, DeployFailed, HostKeyError
-from ..hostkeys import PublicKey, changed_key_message, matches, unknown_key_message
+from ..hostkeys import PublicKey, changed_key_message, matches, unknown_key_message, unpinned_algorithms
 from ..secrets import Masker
 from .base import CommandResult, LineSink, collect, query_failed
 
@@ -29,21 +29,21 @@ POLL = 0.25  # reads wait at most this long before looking at the cancel flag
 
 
 class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Accepts exactly the pinned key; anything else is refused with a message that says how to pin."""
+    """Accepts exactly the pinned keys; anything else is refused with a message that says how to pin.
 
-    def __init__(self, address: str, pinned: str | None, index: int) -> None:
-        self.address, self.pinned, self.index = address, pinned, index
+    No key is put in paramiko's own store (it keeps one key per type, so a rotation to a new key of the
+    same type could not be pinned): every offered key comes here.
+    """
+
+    def __init__(self, address: str, pins: list[str], index: int) -> None:
+        self.address, self.pins, self.index = address, pins, index
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         offered = PublicKey(key.get_name(), key.get_base64())
-        if self.pinned is None:
+        if not self.pins:
             raise HostKeyError(unknown_key_message(self.address, offered, self.index))
-        if not matches(self.pinned, offered):
-            raise HostKeyError(changed_key_message(self.address, self.pinned, offered, self.index))
-
-
-def _known_name(hostname: str, port: int) -> str:
-    return hostname if port == 22 else f"[{hostname}]:{port}"
+        if not any(matches(pin, offered) for pin in self.pins):
+            raise HostKeyError(changed_key_message(self.address, self.pins, offered, self.index))
 
 
 def _chunks(chan: paramiko.Channel, cancel: Cancel, *, stderr: bool = False) -> Iterator[bytes]:
@@ -139,15 +139,9 @@ class SSHExecutor:
 
     def _connect(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
-        pinned = self._pinned
-        if pinned and not pinned.startswith("SHA256:"):
-            # A known key makes paramiko negotiate that key type and raise BadHostKeyException on mismatch.
-            pub = PublicKey.parse(pinned)
-            client.get_host_keys().add(
-                _known_name(self._hostname, self._port), pub.key_type,
-                paramiko.PKey.from_type_string(pub.key_type, base64.b64decode(pub.blob_b64)),
-            )
-        client.set_missing_host_key_policy(_PinnedKeyPolicy(self.name, pinned, self._index))
+        pins = self._pinned.splitlines() if self._pinned else []  # config.Host.host_key: one pin per line
+        client.set_missing_host_key_policy(_PinnedKeyPolicy(self.name, pins, self._index))
+        disabled = unpinned_algorithms(pins)
         try:
             client.connect(
                 self._hostname,
@@ -159,10 +153,15 @@ class SSHExecutor:
                 timeout=self._timeout,
                 banner_timeout=self._timeout,
                 auth_timeout=self._timeout,
+                disabled_algorithms={"keys": disabled} if disabled else None,
             )
-        except paramiko.BadHostKeyException as exc:
-            offered = PublicKey(exc.key.get_name(), exc.key.get_base64())
-            raise HostKeyError(changed_key_message(self.name, pinned or "", offered, self._index)) from None
+        except IncompatiblePeer as exc:
+            if not disabled:
+                raise ConnectionLost(f"Cannot connect to {self.name}: {exc}.") from None
+            raise HostKeyError(
+                f"Refusing to deploy to {self.name}: the server offers no host key of the pinned type(s) "
+                f"({', '.join(sorted({PublicKey.parse(p).key_type for p in pins}))}). Run `shipline keyscan {self.name}`, "
+                f"verify the key on the server and add it to hosts[{self._index}].host_key.") from None
         except paramiko.AuthenticationException as exc:
             raise DeployFailed(f"SSH login to {self.name} failed: {exc}. Check hosts[{self._index}].ssh_key and that its public key is in ~{self._user}/.ssh/authorized_keys there.") from None
         except (OSError, EOFError, paramiko.SSHException) as exc:

@@ -1,0 +1,66 @@
+"""SSH to the test sshd with pinned host keys: known_hosts lines, several pins during a rotation, wrong types."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import paramiko
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from shipline.config import Host
+from shipline.errors import HostKeyError
+from shipline.executors.ssh import SSHExecutor
+
+from .stack import read_testenv
+
+pytestmark = pytest.mark.integration
+
+
+def connect(host_key: str | list[str]) -> SSHExecutor:
+    env = read_testenv()
+    host = Host(address=env["SHIPLINE_TEST_SSH_ADDRESS"], host_key=host_key)  # validated as shipline.yml is
+    return SSHExecutor(address=host.address, hostname=host.hostname, port=host.port, user=host.user,
+                       key_path=Path(env["SHIPLINE_SSH_KEY"]), pinned=host.host_key)
+
+
+def keyscan(*flags: str) -> str:
+    host = Host(address=read_testenv()["SHIPLINE_TEST_SSH_ADDRESS"])
+    out = subprocess.run(["ssh-keyscan", *flags, "-t", "ed25519", "-p", str(host.port), host.hostname],
+                         capture_output=True, text=True, check=True).stdout
+    return next(line for line in out.splitlines() if line and not line.startswith("#"))
+
+
+def other_ed25519() -> str:
+    return Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+
+
+@pytest.mark.parametrize("flags", [(), ("-H",)], ids=["known_hosts", "hashed"])
+def test_a_line_from_ssh_keyscan_pins_the_server(flags: tuple[str, ...]) -> None:
+    line = keyscan(*flags)
+    assert line.startswith("[127.0.0.1]:" if not flags else "|1|")
+    ex = connect(line + " copied from known_hosts")
+    try:
+        assert ex.run(["echo", "pinned"]).output == "pinned\n"
+    finally:
+        ex.close()
+
+
+def test_during_a_rotation_old_and_new_keys_are_both_accepted() -> None:
+    real = read_testenv()["SHIPLINE_HOST_KEY"]
+    for pins in ([other_ed25519(), real], [real, other_ed25519()], f"{other_ed25519()}\n{real}\n"):
+        ex = connect(pins)
+        try:
+            assert ex.run(["true"]).ok
+        finally:
+            ex.close()
+
+
+def test_keys_the_server_does_not_hold_are_refused() -> None:
+    with pytest.raises(HostKeyError, match="does not match the pinned one"):
+        connect([other_ed25519(), other_ed25519()])
+    ecdsa = paramiko.ECDSAKey.generate()
+    with pytest.raises(HostKeyError, match="offers no host key of the pinned type"):
+        connect(f"{ecdsa.get_name()} {ecdsa.get_base64()}")
