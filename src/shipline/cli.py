@@ -172,11 +172,17 @@ def plan(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: RefO
     """Print what `deploy` would do for a commit, read from that commit (which images are reused or built, each
     service's strategy, and why), changing nothing: no file is written and no host is contacted."""
     from . import pipeline
+    from .secrets import resolve_secrets
 
     project = committed_project(config, ref)
-    compiled = pipeline.compile_for(context(cli), project, pipeline.make_trigger(project, ref), rebuild=rebuild,
+    ctx = context(cli)
+    compiled = pipeline.compile_for(ctx, project, pipeline.make_trigger(project, ref), rebuild=rebuild,
                                     build_cache=build_cache.value if build_cache else None)
-    console().print(compiled.render())
+    # Values interpolated into args or env may be secrets: mask those that can be resolved (none is required).
+    d = compiled.deploy
+    for secret in resolve_secrets(d.secret_names, ctx.env, Path(d.secrets_file), ctx.report.warn, required=False).values():
+        ctx.masker.add(secret)
+    console().print(ctx.masker(compiled.render()))
 
 
 @app.command()

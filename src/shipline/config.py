@@ -30,6 +30,7 @@ from .yamlload import YamlError
 from .yamlload import load as load_yaml
 
 NAME_RE = r"^[a-z0-9][a-z0-9_-]*$"
+SecretName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 PLACEHOLDERS = ("sha", "short_sha", "ref", "app")
 
 
@@ -57,6 +58,8 @@ class BuildSpec(_Strict):
     dockerfile: str | None = None
     target: str | None = None
     args: dict[str, str] = Field(default_factory=dict)
+    # BuildKit secrets (`RUN --mount=type=secret,id=NAME`): in the build, never in argv or the image's history.
+    secrets: list[SecretName] = Field(default_factory=list)
     image: str | None = Field(default=None, pattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
 
     @field_validator("args")
@@ -275,7 +278,7 @@ class Config(_Strict):
     test: list[TestStep] = Field(default_factory=list)
     hosts: list[Host] = Field(min_length=1)
     deploy: Deploy = Field(default_factory=Deploy)
-    secrets: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=list)
+    secrets: list[SecretName] = Field(default_factory=list)
     secrets_file: str = ".shipline/secrets"
     env: dict[str, str] = Field(default_factory=dict)
     proxy: Proxy | None = None

@@ -14,10 +14,12 @@ def build(
     args: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
     cache: tuple[str, str] | None = None,
+    secrets: Sequence[str] = (),
 ) -> list[str]:
     """BuildKit build into the local image store (the `docker` driver sees locally present base images).
 
-    `cache`: (type, ref) of a registry cache (`registry` or `inline`, see config.BuildCache).
+    `cache`: (type, ref) of a registry cache (`registry` or `inline`, see config.BuildCache). Each secret is
+    read from the environment variable of its name, which the caller sets for this process only.
     """
     argv = ["docker", "buildx", "build", "--progress=plain", "--load", "--tag", ref]
     if cache:
@@ -32,6 +34,8 @@ def build(
         argv += ["--build-arg", f"{key}={value}"]
     for key, value in (labels or {}).items():
         argv += ["--label", f"{key}={value}"]
+    for name in secrets:
+        argv += ["--secret", f"id={name},env={name}"]
     return [*argv, context]
 
 

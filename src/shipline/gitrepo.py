@@ -7,6 +7,7 @@ import os
 import subprocess
 import tarfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import NotFound, ShiplineError
 
@@ -43,8 +44,23 @@ def short_sha(repo: Path, sha: str, length: int) -> str:
 
 
 def source_url(repo: Path) -> str:
+    """Where the code lives, as images' `source` label and `shipline plan` show it: without any credential."""
     proc = subprocess.run(["git", "-C", str(repo), "config", "--get", "remote.origin.url"], capture_output=True, text=True)
-    return proc.stdout.strip() or repo.resolve().as_uri()
+    return public_url(proc.stdout.strip()) or repo.resolve().as_uri()
+
+
+def public_url(url: str) -> str:
+    """`url` without the credentials a CI checkout often embeds (`https://user:token@host/...`, `https://token@...`).
+
+    Only an SSH user name stays (`ssh://git@host/...`, `git@host:org/repo`): it is not a secret.
+    """
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url  # scp-like `git@host:path` or a local path
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, has_password, _ = userinfo.partition(":")
+    keep = f"{user}@" if parts.scheme in ("ssh", "git+ssh", "ssh+git") and not has_password else ""
+    return urlunsplit(parts._replace(netloc=keep + hostport))
 
 
 def show(repo: Path, sha: str, path: str) -> bytes:

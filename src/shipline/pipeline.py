@@ -22,12 +22,21 @@ from . import docker_commands as dc
 from . import fleet, gitrepo, ledger, reuse
 from .cancel import Cancel
 from .deployer import HostDeployer, describe, locked
-from .errors import ConnectionLost, HostKeyError, NotFound, ShiplineError, StepFailed
+from .errors import ConfigError, ConnectionLost, HostKeyError, NotFound, ShiplineError, StepFailed
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .layout import OVERRIDE_FILE, RELEASE_FILE
 from .ledger import Record
-from .plan import BuildStep, DeployPlan, HostTarget, Plan, Trigger, compile_plan, deploy_plan
+from .plan import (
+    BuildStep,
+    DeployPlan,
+    HostTarget,
+    Plan,
+    Trigger,
+    compile_plan,
+    deploy_plan,
+    secrets_in_build_args,
+)
 from .project import Project
 from .registry import Registry
 from .release_files import own_files, render
@@ -113,16 +122,24 @@ def checkout(ctx: Context, plan: Plan) -> Path:
     return workspace
 
 
-def build_images(ctx: Context, plan: Plan, workspace: Path, only: set[str] | None = None) -> None:
-    """All images at once: BuildKit builds each in its own process, so the slowest build sets the time."""
+def build_images(ctx: Context, plan: Plan, workspace: Path, only: set[str] | None = None,
+                 secrets: Mapping[str, Secret] | None = None) -> None:
+    """All images at once: BuildKit builds each in its own process, so the slowest build sets the time.
+
+    A build's secrets reach it through its process's environment (`--secret id=NAME,env=NAME`), never argv.
+    """
     builds = [b for b in plan.builds if only is None or b.service in only]
     if not builds:
         return
-    local = ctx.local
-    reuse.check_cache_builder(local, plan)
+    leaks = secrets_in_build_args(builds, secrets or {})
+    if leaks:
+        raise ConfigError(leaks)
+    reuse.check_cache_builder(ctx.local, plan)
 
     def one(step: BuildStep) -> tuple[str, float, str | None]:
         start = datetime.now(UTC)
+        env = {**ctx.env, **{n: (secrets or {})[n].reveal() for n in step.secrets}}
+        local = LocalExecutor(ctx.masker, env) if step.secrets else ctx.local
         res = local.run(step.argv, cwd=str(workspace), on_line=ctx.report.sink(f"build {step.service}"))
         took = (datetime.now(UTC) - start).total_seconds()
         ctx.report.info(f"{step.service}: {'built ' + step.ref if res.ok else 'FAILED'} in {took:.1f}s")
@@ -316,7 +333,7 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
                 if build:
                     with report.stage("build", ", ".join(plan.images)):
                         report_sources(ctx, plan)
-                        build_images(ctx, plan, workspace)
+                        build_images(ctx, plan, workspace, secrets=secrets)
                     with report.stage("test", f"{len(plan.tests)} step(s)"):
                         run_tests(ctx, plan, workspace)
                     with report.stage("publish", dplan.registry.url):
@@ -380,7 +397,7 @@ def publish_only(ctx: Context, plan: Plan, only: set[str] | None) -> None:
             workspace = checkout(ctx, plan)
         with ctx.report.stage("build", ", ".join(sorted(only or plan.images))):
             report_sources(ctx, plan, only)
-            build_images(ctx, plan, workspace, only)
+            build_images(ctx, plan, workspace, only, secrets)
         with ctx.report.stage("test"):
             run_tests(ctx, plan, workspace, only)
         with ctx.report.stage("publish", plan.deploy.registry.url):

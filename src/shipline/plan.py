@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,6 +21,7 @@ from .inputs import INPUTS_LABEL
 from .layout import ENV_FILE, LEGACY_CALL, OVERRIDE_FILE, SOURCE_DIR, ComposeCall, HostLayout
 from .project import Project, resolve_key_path
 from .schedule import waves
+from .secrets import Secret
 from .traefik_labels import LabelRouting
 
 OCI = "org.opencontainers.image"
@@ -52,6 +53,7 @@ class BuildStep:
     service: str
     ref: str
     argv: tuple[str, ...]  # paths relative to the checkout
+    secrets: tuple[str, ...] = ()  # names the build reads from its environment (`--secret id=NAME,env=NAME`)
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ class DeployPlan:
     profiles: tuple[str, ...] = ()  # Compose profiles enabled (COMPOSE_PROFILES in the env file)
     batches: tuple[tuple[int, ...], ...] = ((0,),)  # indexes into `targets`, switched one batch after another
     batch_wait: float = 0
+    build_secrets: tuple[str, ...] = ()  # names the builds read (`build.<svc>.secrets`), never uploaded
 
     @property
     def migration_host(self) -> int | None:
@@ -168,9 +171,9 @@ class DeployPlan:
 
     @property
     def secret_names(self) -> tuple[str, ...]:
-        """Every secret a run needs: the env file's and the registry password."""
+        """Every secret a run needs: the env file's, the registry password, the builds'."""
         pw = self.registry.password_secret
-        return self.secrets + ((pw,) if pw and pw not in self.secrets else ())
+        return tuple(dict.fromkeys((*self.secrets, *((pw,) if pw else ()), *self.build_secrets)))
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,23 @@ class Plan:
         return "\n".join(lines)
 
 
+def secrets_in_build_args(builds: Sequence[BuildStep], secrets: Mapping[str, Secret]) -> list[str]:
+    """Build args that hold a secret's value: it would stay in the image's history for anyone who pulls it."""
+    problems = []
+    for step in builds:
+        args = [step.argv[i + 1] for i, a in enumerate(step.argv) if a == "--build-arg"]
+        for arg in args:
+            name, _, value = arg.partition("=")
+            for secret in secrets.values():
+                if secret.reveal() in value:
+                    problems.append(
+                        f"build.{step.service}.args.{name}: holds the value of the secret {secret.name}, which would "
+                        f"stay in the image's history (`docker history`) for anyone who can pull it. Pass it as a build "
+                        f"secret instead: `build.{step.service}.secrets: [{secret.name}]`, and read it in the Dockerfile "
+                        f"with `RUN --mount=type=secret,id={secret.name} ...` (the file /run/secrets/{secret.name}).")
+    return problems
+
+
 def expand(value: str, trigger: Trigger, app: str) -> str:
     values = {"sha": trigger.sha, "short_sha": trigger.short_sha, "ref": trigger.ref, "app": app}
     return re.sub(r"\{(sha|short_sha|ref|app)\}", lambda m: values[m.group(1)], value)
@@ -318,8 +338,9 @@ def compile_plan(project: Project, trigger: Trigger, created: datetime,
             args={k: expand(v, trigger, cfg.app) for k, v in spec.args.items()},
             labels=oci_labels(svc, trigger, created, sources[svc].inputs if svc in sources else ""),
             cache=(cache_type, cache_refs[svc]) if cache_refs else None,
+            secrets=spec.secrets,
         )
-        builds.append(BuildStep(svc, images[svc], tuple(argv)))
+        builds.append(BuildStep(svc, images[svc], tuple(argv), tuple(spec.secrets)))
     tests = []
     for step in cfg.test:
         if step.service in reused:
@@ -365,6 +386,7 @@ def deploy_plan(project: Project) -> DeployPlan:
         not_deployed=tuple(project.inactive.items()),
         profiles=tuple(cfg.deploy.profiles),
         batches=batches(len(targets), cfg.deploy.batch), batch_wait=cfg.deploy.batch_wait,
+        build_secrets=tuple(dict.fromkeys(n for spec in cfg.build.values() for n in spec.secrets)),
     )
 
 

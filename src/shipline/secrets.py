@@ -87,10 +87,11 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def resolve_secrets(names: Iterable[str], env: Mapping[str, str], secrets_file: Path,
-                    warn: Callable[[str], None] | None = None) -> dict[str, Secret]:
+                    warn: Callable[[str], None] | None = None, *, required: bool = True) -> dict[str, Secret]:
     """Each named secret from the environment, else from the secrets file; all missing ones reported at once.
 
-    A secrets file that other users of the machine may read or change is reported to `warn`.
+    A secrets file that other users of the machine may read or change is reported to `warn`. With
+    `required=False` (to mask what `shipline plan` prints), missing and unmaskable ones are left out.
     """
     from_file: dict[str, str] = {}
     if secrets_file.is_file():
@@ -107,6 +108,8 @@ def resolve_secrets(names: Iterable[str], env: Mapping[str, str], secrets_file: 
             found[name] = Secret(name, value)
         else:
             missing.append(name)
+    if not required:
+        return {n: s for n, s in found.items() if len(s.reveal()) >= 4}
     if missing:
         raise ConfigError([
             f"{secrets_file}: secret {name} has no value. Export {name} in the environment "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 COMPOSE = """\
@@ -63,3 +65,18 @@ proxy:
     backend: {path: /api, port: 8000}
     frontend: {path: /, port: 8080}
 """
+
+
+def git(root: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.test",
+           "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.test"}
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
+def committed_project(root: Path, shipline: str = SHIPLINE) -> Path:
+    """write_project in a git repository with one commit on `main` (what `plan` and `deploy` read)."""
+    path = write_project(root, shipline)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return path

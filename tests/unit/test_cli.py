@@ -15,7 +15,7 @@ from shipline.cli import main
 from shipline.errors import ExitCode
 
 from .fakes import FakeExecutor
-from .projects import SHIPLINE, write_project
+from .projects import SHIPLINE, committed_project, git, write_project
 
 
 @pytest.mark.parametrize("app", ["[/x]", "shop[bold]"])
@@ -80,3 +80,21 @@ def test_plan_in_process_prints_the_plan_and_writes_nothing(tmp_path: Path, caps
     assert main(["plan", "--config", str(path)]) == 0
     assert "5. deploy" in capsys.readouterr().out
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if ".git" not in p.parts) == before
+
+
+def test_plan_masks_secrets_interpolated_into_args_and_strips_remote_credentials(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    shipline = SHIPLINE.replace('args: {GIT_SHA: "{short_sha}"}', 'args: {GIT_SHA: "{short_sha}", DB: "${DB_URL}"}')
+    shipline = shipline.replace("run: python -m unittest}", "run: python -m unittest, env: {TOKEN: '${API_TOKEN}'}}")
+    shipline = shipline.replace("frontend: {context: frontend}", "frontend: {context: frontend, secrets: [API_TOKEN]}")
+    path = committed_project(tmp_path, shipline)
+    git(tmp_path, "remote", "add", "origin", "https://ci-bot:ghp_remote-token-value@github.com/acme/shop.git")
+    monkeypatch.setenv("POSTGRES_PASSWORD", "pg-s3cret-value")
+    monkeypatch.setenv("DB_URL", "postgres://app:pg-s3cret-value@db/app")
+    monkeypatch.setenv("API_TOKEN", "api-t0ken-value")
+    assert main(["plan", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "pg-s3cret-value" not in out and "DB=postgres://app:******@db/app" in out
+    assert "api-t0ken-value" not in out and "TOKEN=******" in out
+    assert "--secret id=API_TOKEN,env=API_TOKEN" in out
+    assert "ghp_remote-token-value" not in out and "source=https://github.com/acme/shop.git" in out

@@ -266,6 +266,8 @@ BROKEN = [
     Broken("no-hosts", _set("hosts", []), ("hosts:", "at least 1", "List at least one server")),
     Broken("bad-placeholder", _set("build.backend.args", {"V": "{commit}"}),
            ("build.backend.args:", "{commit}", "{short_sha}")),
+    Broken("bad-build-secret-name", _set("build.backend.secrets", ["npm-token"]),
+           ("build.backend.secrets[0]:", "'npm-token'", "like an environment variable")),
     Broken("bad-secret-name", _set("secrets", ["db-password"]),
            ("secrets[0]:", "'db-password'", "like an environment variable")),
     Broken("bad-app-name", _set("app", "My Shop"), ("app:", "'My Shop'", "lower case")),

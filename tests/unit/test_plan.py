@@ -1,8 +1,9 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shipline.plan import Trigger, compile_plan, image_sources
+from shipline.plan import Trigger, compile_plan, image_sources, secrets_in_build_args
 from shipline.project import load_project
+from shipline.secrets import Secret
 
 from .projects import SHIPLINE, write_project
 
@@ -148,3 +149,21 @@ services:
 volumes:
   pgdata: {}
 """
+
+
+def test_build_secrets_are_named_in_argv_never_valued(tmp_path: Path) -> None:
+    shipline = SHIPLINE.replace("frontend: {context: frontend}", "frontend: {context: frontend, secrets: [NPM_TOKEN]}")
+    plan = compile_plan(load_project(write_project(tmp_path, shipline), env={}), TRIGGER, WHEN)
+    frontend = next(b for b in plan.builds if b.service == "frontend")
+    assert frontend.secrets == ("NPM_TOKEN",)
+    assert frontend.argv[-3:] == ("--secret", "id=NPM_TOKEN,env=NPM_TOKEN", "frontend")
+
+
+def test_a_secret_in_a_build_arg_is_refused_with_the_fix(tmp_path: Path) -> None:
+    shipline = SHIPLINE.replace('args: {GIT_SHA: "{short_sha}"}', 'args: {TOKEN: "x-${NPM_TOKEN}"}')
+    plan = compile_plan(load_project(write_project(tmp_path, shipline), env={"NPM_TOKEN": "npm-secret"}), TRIGGER, WHEN)
+    problems = secrets_in_build_args(plan.builds, {"NPM_TOKEN": Secret("NPM_TOKEN", "npm-secret")})
+    assert len(problems) == 1
+    assert problems[0].startswith("build.backend.args.TOKEN: holds the value of the secret NPM_TOKEN")
+    assert "build.backend.secrets: [NPM_TOKEN]" in problems[0] and "--mount=type=secret,id=NPM_TOKEN" in problems[0]
+    assert secrets_in_build_args(plan.builds, {"OTHER": Secret("OTHER", "unrelated")}) == []
