@@ -199,15 +199,26 @@ class Proxy(_Strict):
 
     type: Literal["traefik", "caddy"]
     service: str
-    api: str = Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]+$")
+    api: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+:[0-9]+$")  # traefik: its API on the server
     routes: dict[str, Route] = Field(min_length=1)
     entrypoint: str = "websecure"
     tls: bool = True
     listen: list[str] = Field(default_factory=lambda: [":80"])  # caddy: addresses its server listens on
-    admin_listen: str = "0.0.0.0:2019"  # caddy: its admin API inside the container (kept by every reload)
+    # caddy: its admin API, on the container's own loopback or a unix socket (shipline reaches it with
+    # `docker exec`), so no other container on a shared network can reload or stop the proxy.
+    admin_listen: str = Field(default="localhost:2019", pattern=r"^(localhost|127\.0\.0\.1|\[::1\]):[0-9]+$|^unix//[A-Za-z0-9._/-]+$")
     # caddy: where the proxy container sees shipline's upstream files (the host's ~/.shipline/APP/proxy)
     files_mount: str = Field(default="/etc/shipline", pattern=r"^/[A-Za-z0-9._/-]*$")
     switch_timeout: Annotated[float, Field(gt=0)] = 15
+
+    @model_validator(mode="after")
+    def _api_for_traefik_only(self) -> Proxy:
+        if self.type == "traefik" and self.api is None:
+            raise ValueError("Traefik needs `api`: where its API answers on the server, e.g. `api: 127.0.0.1:8081`")
+        if self.type == "caddy" and self.api is not None:
+            raise ValueError("Caddy takes no `api`: shipline reaches its admin API inside the proxy's container "
+                             "(`admin_listen`, default localhost:2019). Remove `api` and any published admin port")
+        return self
 
 
 class Migrate(_Strict):
@@ -341,6 +352,7 @@ HINTS: dict[str, str] = {
     "batch": "Give how many hosts switch at a time: a number (`batch: 1`) or a percentage of the hosts (`batch: 25%`).",
     "batch_wait": "Give the seconds each batch is watched before the next one switches, from 0 to 3600.",
     "roles": "Name each role in lower case letters, digits, `-` or `_`, e.g. `roles: {web: [proxy, backend], db: [db]}`, and list a host's roles as `roles: [web]`.",
+    "admin_listen": "Keep Caddy's admin API inside its container: `localhost:2019` (the default) or a unix socket such as `unix//run/caddy/admin.sock`; on any other address, every container on a shared network could reload or stop the proxy.",
     "password_secret": "Name the secret that holds the registry password (an environment variable or a line of the secrets file), e.g. `password_secret: REGISTRY_PASSWORD`.",
 }
 

@@ -2,8 +2,9 @@
 
 Both read files shipline replaces atomically (write, then rename) in a directory mounted into the proxy:
 Traefik's file provider watches it, and the switch is confirmed by reading the service's servers from
-Traefik's API. Caddy's routes (loaded once through its admin API) dial `{file.PATH}` upstreams that it
-evaluates per request, and the switch is confirmed by reading that file inside the proxy's container.
+Traefik's API. Caddy's routes (loaded once, by `caddy reload` run inside its container against its admin API
+on the container's loopback) dial `{file.PATH}` upstreams that it evaluates per request, and the switch is
+confirmed by reading that file inside the proxy's container.
 Neither reloads the proxy for a switch, so no client connection is closed by it.
 """
 
@@ -46,6 +47,10 @@ def traefik_dynamic(app: str, service: str, route: Route, endpoints: list[str], 
 
 def caddy_upstream_file(app: str, service: str) -> str:
     return f"{app}-{service}.upstream"
+
+
+def caddy_config_file(app: str) -> str:
+    return f"{app}.caddy.json"
 
 
 def caddy_config(proxy: Proxy, app: str) -> dict[str, Any]:
@@ -108,7 +113,8 @@ def _confirm(what: str, timeout: float, check: Callable[[], str | None],
 class TraefikDriver:
     def __init__(self, ex: Executor, proxy: Proxy, app: str, config_dir: str,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.ex, self.proxy, self.app, self.dir, self.sleep = ex, proxy, app, config_dir, sleep
+        assert proxy.api is not None  # required for Traefik by the config schema
+        self.ex, self.proxy, self.app, self.dir, self.sleep, self.api = ex, proxy, app, config_dir, sleep, proxy.api
 
     def switch(self, service: str, endpoints: list[str]) -> None:
         text = traefik_dynamic(self.app, service, self.proxy.routes[service], endpoints, self.proxy)
@@ -116,7 +122,7 @@ class TraefikDriver:
         want = {f"http://{e}" for e in endpoints}
 
         def check() -> str | None:
-            status, body = httpapi.request(self.ex, self.proxy.api, "GET",
+            status, body = httpapi.request(self.ex, self.api, "GET",
                                            f"/api/http/services/{traefik_name(self.app, service)}@file")
             if status != 200 or not isinstance(body, dict):
                 return f"HTTP {status}"
@@ -141,7 +147,12 @@ class TraefikDriver:
 
 
 class CaddyDriver:
-    """Routes load once (and again only when they change); a switch rewrites one upstream file."""
+    """Routes load once (and again only when they change); a switch rewrites one upstream file.
+
+    The admin API is never published: `caddy reload` runs inside the proxy's container, where the API listens
+    on loopback or a unix socket, and loads the config file shipline put in the mounted directory. Caddy
+    itself skips a load whose config is unchanged, so this reloads nothing on an ordinary deploy.
+    """
 
     def __init__(self, ex: Executor, proxy: Proxy, app: str, config_dir: str, container: Callable[[], str],
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -151,21 +162,17 @@ class CaddyDriver:
     def _ensure_routes(self) -> None:
         if self._loaded:
             return
-        wanted = caddy_config(self.proxy, self.app)
-        status, current = httpapi.request(self.ex, self.proxy.api, "GET", "/config/")
-        if status != 200 or current != wanted:
-            try:
-                status, body = httpapi.request(self.ex, self.proxy.api, "POST", "/load", wanted)
-            except DeployFailed:
-                status, body = 0, None  # Caddy may drop the answer while reloading; the check below tells
-            if status not in (0, 200):
-                raise DeployFailed(f"Caddy refused shipline's routes: HTTP {status} {str(body)[:300]}")
+        name = caddy_config_file(self.app)
+        self.ex.put(f"{self.dir}/{name}", json.dumps(caddy_config(self.proxy, self.app), indent=2).encode())
+        argv = ["docker", "exec", self.container(), "caddy", "reload", "--config", f"{self.proxy.files_mount}/{name}",
+                "--address", self.proxy.admin_listen]
 
-            def loaded() -> str | None:
-                st, cfg = httpapi.request(self.ex, self.proxy.api, "GET", "/config/")
-                return None if st == 200 and cfg == wanted else f"HTTP {st}, other routes"
+        def loaded() -> str | None:
+            # Succeeds once the routes are live; asked again if Caddy dropped the answer while it reloaded.
+            res = self.ex.run(argv)
+            return None if res.ok else " ".join(res.tail(3).split())
 
-            _confirm("its routes", self.proxy.switch_timeout, loaded, sleep=self.sleep)
+        _confirm("its routes", self.proxy.switch_timeout, loaded, sleep=self.sleep)
         self._loaded = True
 
     def switch(self, service: str, endpoints: list[str]) -> None:

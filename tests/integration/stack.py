@@ -193,8 +193,9 @@ CADDY_PROXY = {
     "image": "caddy:2",
     # --resume: after a restart Caddy serves the last routes shipline loaded (autosaved in /config).
     "command": ["caddy", "run", "--resume"],
-    "environment": {"CADDY_ADMIN": "0.0.0.0:2019", "XDG_CONFIG_HOME": "/config", "XDG_DATA_HOME": "/data"},
-    "ports": ["127.0.0.1:${HTTPS_PORT}:80", "127.0.0.1:${PROXY_API_PORT}:2019"],
+    # The admin API on the container's loopback only: shipline runs `caddy reload` inside the container.
+    "environment": {"CADDY_ADMIN": "localhost:2019", "XDG_CONFIG_HOME": "/config", "XDG_DATA_HOME": "/data"},
+    "ports": ["127.0.0.1:${HTTPS_PORT}:80"],
     # shipline's upstream files: Caddy's routes dial `{file./etc/shipline/...}`, read per request.
     "volumes": ["caddy_config:/config", "caddy_data:/data", "${SHIPLINE_PROXY_DIR:-./proxy}:/etc/shipline:ro"],
     "networks": ["web"],
@@ -215,6 +216,7 @@ def use_caddy(repo: AppRepo) -> None:
     config = yaml.safe_load(config_path.read_text())
     config["proxy"]["type"] = "caddy"
     config["proxy"]["listen"] = [":80"]
+    del config["proxy"]["api"]  # Caddy's admin API is reached inside its container
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     repo.scheme = "http"
     repo.commit("use Caddy as the proxy")

@@ -118,6 +118,31 @@ def test_label_routes_are_served_from_shiplines_files_with_their_middlewares(lab
     assert labels == ["false"]
 
 
+PROBE = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], 2019), timeout=5).close()
+    print("admin API reachable")
+except OSError as exc:
+    print("admin API closed:", exc)
+"""
+
+
+def test_caddy_admin_api_is_closed_to_containers_beside_the_proxy(caddy_app: AppRepo) -> None:
+    app = caddy_app
+    proxy = subprocess.run(["docker", "ps", "--quiet", "--filter", f"label=com.docker.compose.project={app.app}",
+                            "--filter", "label=com.docker.compose.service=proxy"], capture_output=True, text=True,
+                           check=True).stdout.split()[0]
+    networks = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", proxy],
+                                         capture_output=True, text=True, check=True).stdout)
+    assert networks
+    for name, net in networks.items():
+        probe = subprocess.run(["docker", "run", "--rm", "--network", name, "python:3.11-slim", "python3", "-c", PROBE,
+                                net["IPAddress"]], capture_output=True, text=True, timeout=60)
+        assert "admin API closed" in probe.stdout, (name, probe.stdout, probe.stderr)
+    assert app.get("/").status_code == 200  # while the routes shipline loaded inside the container serve
+
+
 @pytest.mark.parametrize(("breakage", "reason"), [
     (("backend/app/__main__.py", "port=settings.port)", "port=settings.port + 1)"), "did not become healthy within"),
     (("backend/app/__main__.py", "    settings = Settings.from_env()", "    raise SystemExit(3)"), "crashed"),

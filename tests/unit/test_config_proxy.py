@@ -29,6 +29,10 @@ def project_text(proxy: str = PROXY, services: str = "    backend: {health_timeo
     (project_text(PROXY.replace("port: 8000", "port: 0")), "proxy.routes.backend.port", "greater than or equal to 1"),
     (project_text(PROXY.replace("type: traefik", "type: nginx")), "proxy.type", "traefik"),
     (project_text(PROXY.replace("api: 127.0.0.1:8081", "api: localhost")), "proxy.api", "expected form"),
+    (project_text(PROXY.replace("  api: 127.0.0.1:8081\n", "")), "proxy", "Traefik needs `api`"),
+    (project_text(PROXY.replace("type: traefik", "type: caddy")), "proxy", "Caddy takes no `api`"),
+    (project_text(PROXY.replace("type: traefik", "type: caddy").replace("  api: 127.0.0.1:8081\n", "  admin_listen: 0.0.0.0:2019\n")),
+     "proxy.admin_listen", "shared network could reload or stop the proxy"),
     (project_text("", "    db: {strategy: zero-downtime}\n"), "deploy.services.db.strategy", "start-first"),
     (project_text(PROXY, "    proxy: {strategy: start-first}\n"), "deploy.services.proxy.strategy", "recreate"),
     (project_text(PROXY, "    backend: {strategy: blue-green}\n"), "deploy.services.backend.strategy", "zero-downtime"),
@@ -38,3 +42,12 @@ def test_proxy_and_strategy_mistakes_name_the_key(tmp_path: Path, text: str, key
         load_project(write_project(tmp_path, text), env={})
     message = str(info.value)
     assert key in message and words in message, message
+
+
+def test_caddy_admin_api_stays_inside_its_container_by_default(tmp_path: Path) -> None:
+    text = project_text(PROXY.replace("type: traefik", "type: caddy").replace("  api: 127.0.0.1:8081\n", ""))
+    proxy = load_project(write_project(tmp_path, text), env={}).config.proxy
+    assert proxy is not None and proxy.admin_listen == "localhost:2019" and proxy.api is None
+    socket = text.replace("  routes:", "  admin_listen: unix//run/caddy/admin.sock\n  routes:")
+    proxy = load_project(write_project(tmp_path, socket), env={}).config.proxy
+    assert proxy is not None and proxy.admin_listen == "unix//run/caddy/admin.sock"

@@ -46,7 +46,7 @@ def test_caddy_routes_longest_path_first_and_dial_per_request_files() -> None:
     assert routes[0]["match"] == [{"path": ["/api", "/api/*"]}]
     assert routes[1]["match"] == [{"host": ["shop.example"]}]
     assert routes[0]["handle"][0]["upstreams"] == [{"dial": "{file./etc/shipline/shop-backend.upstream}"}]
-    assert cfg["admin"] == {"listen": "0.0.0.0:2019"}
+    assert cfg["admin"] == {"listen": "localhost:2019"}  # the container's loopback: no other container reaches it
 
 
 def test_traefik_switch_writes_then_renames_then_confirms(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,22 +71,22 @@ def test_switch_not_confirmed_in_time_fails(monkeypatch: pytest.MonkeyPatch) -> 
         TraefikDriver(ex, proxy, "shop", "/p").switch("backend", ["10.0.0.5:8000"])
 
 
-def test_caddy_switch_loads_routes_once_and_confirms_inside_the_container(monkeypatch: pytest.MonkeyPatch) -> None:
-    caddy = PROXY.model_copy(update={"type": "caddy"})
-    wanted = caddy_config(caddy, "shop")
-    calls: list[str] = []
+def test_caddy_switch_loads_routes_once_inside_the_container_and_confirms_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    caddy = PROXY.model_copy(update={"type": "caddy", "api": None})
 
-    def api(ex: object, address: str, method: str, path: str, body: object = None) -> tuple[int, object]:
-        calls.append(f"{method} {path}")
-        return (200, wanted) if len(calls) > 1 else (200, {})
+    def no_api(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Caddy's admin API is not published: nothing may reach it from outside its container")
 
-    monkeypatch.setattr("shipline.proxies.httpapi.request", api)
+    monkeypatch.setattr("shipline.proxies.httpapi.request", no_api)
     ex = FakeExecutor([lambda a: (0, "10.0.0.5:8000\n") if a[:2] == ["docker", "exec"] else None])
     driver = CaddyDriver(ex, caddy, "shop", "/p", lambda: "proxy-1")
     driver.switch("backend", ["10.0.0.5:8000"])
     driver.switch("frontend", ["10.0.0.5:8000"])
-    assert calls == ["GET /config/", "POST /load", "GET /config/"]
-    assert ex.ran("docker", "exec")[0] == ["docker", "exec", "proxy-1", "cat", "/etc/shipline/shop-backend.upstream"]
+    reloads = ex.ran("caddy", "reload")
+    assert reloads == [["docker", "exec", "proxy-1", "caddy", "reload", "--config", "/etc/shipline/shop.caddy.json",
+                        "--address", "localhost:2019"]]
+    assert json.loads(ex.files["/p/shop.caddy.json"][0]) == caddy_config(caddy, "shop")
+    assert ex.ran("cat")[0] == ["docker", "exec", "proxy-1", "cat", "/etc/shipline/shop-backend.upstream"]
     assert ex.files["/p/shop-backend.upstream"][0] == b"10.0.0.5:8000"
     assert driver.routed("backend") == ["10.0.0.5:8000"] and driver.routed("proxy") is None
 
@@ -129,3 +129,12 @@ def test_label_routes_switch_that_traefik_never_confirms_fails(monkeypatch: pyte
     driver = TraefikLabelsDriver(ex, replace(routing, switch_timeout=0.01), "shop", "/h/proxy", lambda: "proxycid")
     with pytest.raises(DeployFailed, match="did not confirm backend"):
         driver.switch("backend", ["172.20.0.7:8000"])
+
+
+def test_caddy_routes_refused_fail_the_switch_with_caddys_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    caddy = PROXY.model_copy(update={"type": "caddy", "api": None, "switch_timeout": 0.3})
+    monkeypatch.setattr("shipline.proxies.time.sleep", lambda s: None)
+    ex = FakeExecutor([lambda a: (1, "Error: loading new config: http app module: bad listener\n")
+                       if "reload" in a else None])
+    with pytest.raises(DeployFailed, match=r"did not confirm its routes .*bad listener"):
+        CaddyDriver(ex, caddy, "shop", "/p", lambda: "proxy-1").switch("backend", ["10.0.0.5:8000"])
