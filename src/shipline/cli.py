@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .executors.base import Executor
     from .plan import DeployPlan, HostTarget
     from .project import Project
+    from .reporter import Reporter
     from .secrets import Masker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -49,6 +50,7 @@ class CacheType(StrEnum):
 CacheOpt = Annotated[CacheType | None, typer.Option(
     "--build-cache",
     help="Override shipline.yml's build_cache.type: keep BuildKit's layer cache in the registry for fresh CI runners.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Print every line of every build, test and deploy command.")]
 RefOpt = Annotated[str | None, typer.Option("--ref", help="Branch, tag or SHA to deploy (default: head of the deploy branch).")]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -105,13 +107,21 @@ def ssh_connector(masker: Masker, stop: Cancel) -> pipeline.Connect:
     return connect
 
 
-def context(cli: typer.Context) -> pipeline.Context:
-    from . import pipeline
+def reporter(masker: Masker, verbose: bool = False) -> Reporter:
+    """Live progress on a terminal; timestamped lines in CI (`CI` set, as every CI service does) and in logs."""
     from .reporter import Reporter
+
+    out = console()
+    live = out.is_terminal and not out.is_dumb_terminal and not os.environ.get("CI")
+    return Reporter(out, masker, live=live, verbose=verbose)
+
+
+def context(cli: typer.Context, verbose: bool = False) -> pipeline.Context:
+    from . import pipeline
     from .secrets import Masker
 
     masker, stop = Masker(), cancel(cli)
-    return pipeline.Context(env=os.environ, report=Reporter(console(), masker), connect=ssh_connector(masker, stop),
+    return pipeline.Context(env=os.environ, report=reporter(masker, verbose), connect=ssh_connector(masker, stop),
                             masker=masker, cancel=stop)
 
 
@@ -139,12 +149,13 @@ def committed_project(config: Path, ref: str | None) -> Project:
 @handled
 def deploy(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
            no_build: Annotated[bool, typer.Option("--no-build", help="Deploy images already published for this commit.")] = False,
-           source: SourceOpt = "cli", actor: ActorOpt = None, rebuild: RebuildOpt = False, build_cache: CacheOpt = None) -> None:
+           source: SourceOpt = "cli", actor: ActorOpt = None, rebuild: RebuildOpt = False, build_cache: CacheOpt = None,
+           verbose: VerboseOpt = False) -> None:
     """Build, test, publish and deploy a commit (default: head of the deploy branch)."""
     from . import pipeline
 
     project = committed_project(config, ref)
-    ctx = context(cli)
+    ctx = context(cli, verbose)
     plan = pipeline.compile_for(ctx, project, pipeline.make_trigger(project, ref, source, actor), rebuild=rebuild,
                                 build_cache=build_cache.value if build_cache else None)
     pipeline.deploy(ctx, plan, build=not no_build)
@@ -154,12 +165,12 @@ def deploy(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: Re
 @handled
 def publish(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: RefOpt = None,
             only: Annotated[list[str] | None, typer.Option("--only", help="Only this service (repeatable).")] = None,
-            rebuild: RebuildOpt = False, build_cache: CacheOpt = None) -> None:
+            rebuild: RebuildOpt = False, build_cache: CacheOpt = None, verbose: VerboseOpt = False) -> None:
     """Build, test and push images without deploying (for CI build jobs)."""
     from . import pipeline
 
     project = committed_project(config, ref)
-    ctx = context(cli)
+    ctx = context(cli, verbose)
     plan = pipeline.compile_for(ctx, project, pipeline.make_trigger(project, ref), rebuild=rebuild,
                                 build_cache=build_cache.value if build_cache else None)
     pipeline.publish_only(ctx, plan, set(only) if only else None)
@@ -188,13 +199,13 @@ def plan(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: RefO
 @app.command()
 @handled
 def rollback(cli: typer.Context, release: Annotated[int | None, typer.Argument(help="Release number (default: the one before the current).")] = None,
-             config: ConfigOpt = Path("shipline.yml")) -> None:
+             config: ConfigOpt = Path("shipline.yml"), verbose: VerboseOpt = False) -> None:
     """Redeploy an earlier release's images and configuration."""
     from . import pipeline
     from .plan import deploy_plan
     from .project import load_project
 
-    number = pipeline.rollback(context(cli), deploy_plan(load_project(config)), release)
+    number = pipeline.rollback(context(cli, verbose), deploy_plan(load_project(config)), release)
     console().print(f"rolled back: release {number} is live")
 
 

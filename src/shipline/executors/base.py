@@ -35,6 +35,14 @@ def collect(raw_lines: Iterable[bytes], mask: Callable[[str], str], on_line: Lin
     return head + "".join(f"{line}\n" for line in kept)
 
 
+def ended(on_line: LineSink | None, returncode: int) -> int:
+    """Tell a sink that can take it (the reporter's) how its command ended; returns `returncode`."""
+    end = getattr(on_line, "end", None)
+    if end is not None:
+        end(returncode)
+    return returncode
+
+
 @dataclass(frozen=True)
 class CommandResult:
     argv: tuple[str, ...]

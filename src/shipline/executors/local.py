@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..cancel import Cancel
 from ..secrets import Masker
-from .base import CommandResult, LineSink, collect, query_failed
+from .base import CommandResult, LineSink, collect, ended, query_failed
 
 POLL = 0.25  # how often a wait looks at the cancel flag
 
@@ -108,7 +108,7 @@ class LocalExecutor:
                 env=self._env,
             )
         except FileNotFoundError:
-            return CommandResult(tuple(argv), 127, f"{argv[0]}: command not found\n")
+            return CommandResult(tuple(argv), ended(on_line, 127), f"{argv[0]}: command not found\n")
         if stdin is not None:
             assert proc.stdin
             proc.stdin.write(stdin)
@@ -116,7 +116,7 @@ class LocalExecutor:
         assert proc.stdout
         # Cancelled: the command is stopped (as Ctrl-C in a terminal would) and KeyboardInterrupt raised here.
         output = collect(_until_end(_lines(proc.stdout), self._cancel, proc.terminate), self._mask, on_line)
-        return CommandResult(tuple(argv), proc.wait(), output)
+        return CommandResult(tuple(argv), ended(on_line, proc.wait()), output)
 
     def query(self, argv: Sequence[str], what: str | None = None) -> str:
         try:

@@ -22,7 +22,7 @@ from ..cancel import Cancel
 from ..errors import ConnectionLost, DeployFailed, HostKeyError
 from ..hostkeys import PublicKey, changed_key_message, matches, unknown_key_message, unpinned_algorithms
 from ..secrets import Masker
-from .base import CommandResult, LineSink, collect, query_failed
+from .base import CommandResult, LineSink, collect, ended, query_failed
 
 APPEND = 'cat >> "$1"'  # O_APPEND: one write per record, never interleaved with another appender's
 POLL = 0.25  # reads wait at most this long before looking at the cancel flag
@@ -229,7 +229,7 @@ class SSHExecutor:
             except KeyboardInterrupt:
                 chan.close()  # the command goes on on the host; what it leaves, the undo or the next deploy handles
                 raise
-            return CommandResult(tuple(argv), self._ended(chan, argv), output)
+            return CommandResult(tuple(argv), ended(on_line, self._ended(chan, argv)), output)
 
     def query(self, argv: Sequence[str], what: str | None = None) -> str:
         with self._guard(f"running {argv[0]}"):
