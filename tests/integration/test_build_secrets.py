@@ -24,8 +24,11 @@ REGISTRY = "127.0.0.1:5000"
 TOKEN = f"tok-{uuid.uuid4().hex}"  # what a private package index would want
 REMOTE_TOKEN = f"ghp_{uuid.uuid4().hex}"
 
-DOCKERFILE = """\
+# BuildKit's layer cache does not key on a secret's value: RUN_ID keeps an earlier run's layer (made with another
+# token) from being reused.
+DOCKERFILE = f"""\
 FROM busybox:1.35
+ENV RUN_ID={uuid.uuid4().hex}
 # The build uses the token (here: keeps only its hash, to prove it saw the right value).
 RUN --mount=type=secret,id=API_TOKEN,required=true sha256sum /run/secrets/API_TOKEN | cut -d' ' -f1 > /token.sha256
 """
