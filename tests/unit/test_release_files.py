@@ -113,3 +113,12 @@ def test_label_routes_override_the_proxy_and_hide_moved_containers() -> None:
     assert data["backend"] == {"image": "r/b:1", "labels": {"dev.shipline.release": "7", "traefik.enable": "false"}}
     assert data["frontend"] == {"labels": {"traefik.enable": "false"}}
     assert "--providers.file.directory=/etc/shipline/traefik" in data["traefik"]["command"]
+
+
+def test_services_whose_names_differ_only_in_punctuation_keep_their_own_images() -> None:
+    # `web-api` and `web_api` once shared one SHIPLINE_IMAGE_WEB_API variable; the override names each service.
+    doc = yaml.safe_load(override_file({"web-api": "r/a:1", "web_api": "r/b:1", "web.api": "r/c:1"}, (), 1))
+    assert {svc: s["image"] for svc, s in doc["services"].items()} == {"web-api": "r/a:1", "web_api": "r/b:1",
+                                                                       "web.api": "r/c:1"}
+    env = env_file("shop", "/p", {}, {})
+    assert "SHIPLINE_IMAGE" not in env
