@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -36,6 +37,11 @@ def read_testenv() -> dict[str, str]:
     if not ENV_FILE.is_file():
         raise RuntimeError(f"{ENV_FILE} is missing: run `scripts/testenv up` (make test does) first")
     return read_env_file(ENV_FILE)
+
+
+def built(out: str) -> set[str]:
+    """Services whose `docker buildx build` ran: each says `<service>: built <ref> in <seconds>s`."""
+    return set(re.findall(r"(\S+): built \S+ in [\d.]+s$", out, re.MULTILINE))
 
 
 def free_port() -> int:

@@ -6,7 +6,6 @@ what was built (the build log), what the registry holds (tags, digests, labels) 
 
 from __future__ import annotations
 
-import re
 import subprocess
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 
 from shipline.inputs import INPUTS_LABEL
 
-from .stack import AppRepo, registry_labels, registry_tags
+from .stack import AppRepo, built, registry_labels, registry_tags
 
 pytestmark = pytest.mark.integration
 REGISTRY = "127.0.0.1:5000"
@@ -37,10 +36,6 @@ def full_sha(app: AppRepo, short: str) -> str:
     return subprocess.run(["git", "-C", str(app.path), "rev-parse", short], capture_output=True, text=True,
                           check=True).stdout.strip()
 
-
-def built(out: str) -> set[str]:
-    """Services whose `docker buildx build` ran, from the build log's line prefixes."""
-    return set(re.findall(r"^build (\S+) \|", out, re.MULTILINE))
 
 
 def test_first_deploy_builds_both_and_tags_their_inputs(app_repo: AppRepo, state: dict[str, str]) -> None:

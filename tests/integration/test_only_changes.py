@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .stack import EXAMPLE, AppRepo, compose_down, git, read_testenv
+from .stack import EXAMPLE, AppRepo, built, compose_down, git, read_testenv
 from .test_zero_downtime import RATE, under_load
 
 pytestmark = pytest.mark.integration
@@ -40,9 +40,6 @@ def containers(app: str) -> dict[str, set[str]]:
             found.setdefault(svc, set()).add(cid)
     return found
 
-
-def built(out: str) -> set[str]:
-    return set(re.findall(r"^build (\S+) \|", out, re.MULTILINE))
 
 
 def test_first_deploy(app_repo: AppRepo, state: dict[str, object]) -> None:
