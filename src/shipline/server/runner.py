@@ -29,7 +29,7 @@ from .repos import GitFailed, Repos
 from .settings import Settings
 from .store import CANCELLED, FAILED, INTERRUPTED, RUNNING, SUCCEEDED, TIMED_OUT, Run, Store
 
-STAGE_RE = re.compile(r"^\s*(?:ok|FAIL)\s+(?P<name>[\w-]+) (?:in|after) (?P<secs>\d+(?:\.\d+)?)s\s*$")
+STAGE_RE = re.compile(r"^(?:\d\d:\d\d:\d\d)?\s*(?:ok|FAIL)\s+(?P<name>[\w-]+) (?:in|after) (?P<secs>\d+(?:\.\d+)?)s\s*$")
 QUIET = 1.0  # seconds without output after which held-back lines are shown
 POLL = 0.2
 RUN_ENV = "SHIPLINE_SERVE_RUN"  # marks a run's processes, so a restarted server recognises its orphans
@@ -123,7 +123,8 @@ class Runner:
                 argv = ["rollback", str(run.release)]
             else:
                 argv = ["deploy", "--ref", sha, "--source", run.source, "--actor", run.actor]
-            argv = [sys.executable, "-m", "shipline", *argv, "--config", str(self.repos.config_path(run.app))]
+            # -v: the dashboard keeps a run's whole log, every line of every command, not only a failure's.
+            argv = [sys.executable, "-m", "shipline", *argv, "-v", "--config", str(self.repos.config_path(run.app))]
             status, reason, code = await self.spawn(run, argv, log)
         except GitFailed as exc:
             reason = str(exc)

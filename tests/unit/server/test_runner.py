@@ -21,10 +21,10 @@ def unwind(signum, frame):
     print("unwinding: switched back, lock released", flush=True)
     sys.exit(130)
 signal.signal(signal.SIGTERM, signal.SIG_IGN if "stubborn" in sys.argv else unwind)
-print("==> build", flush=True)
-print(" ok  build in 1.5s", flush=True)
-print("test unit | " + sys.argv[1][:10], flush=True)
-print("test unit | " + sys.argv[1][10:], flush=True)
+print("03:35:09 ==> build", flush=True)  # the reporter's plain lines (not a terminal), as with -v
+print("03:35:10  ok  build in 1.5s", flush=True)
+print("03:35:10 test unit | " + sys.argv[1][:10], flush=True)
+print("03:35:11 test unit | " + sys.argv[1][10:], flush=True)
 if "fail" in sys.argv:
     print("error: the backend did not become healthy", flush=True)
     sys.exit(5)
