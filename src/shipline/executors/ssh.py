@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -135,6 +136,10 @@ class SSHExecutor:
         self._hostname, self._port, self._user, self._key_path = hostname, port, user, key_path
         self._pinned, self._index, self._timeout = pinned, index, connect_timeout
         self._sftp: paramiko.SFTPClient | None = None
+        # One SFTP session per connection, one request at a time: paramiko's SFTPClient is not thread-safe (a
+        # thread waiting for its answer drops another thread's, which then waits forever). Services rolled out in
+        # parallel threads write their route files through it.
+        self._sftp_lock = threading.Lock()
         self._client = self._connect()
 
     def _connect(self) -> paramiko.SSHClient:
@@ -254,7 +259,7 @@ class SSHExecutor:
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
         directory, name = posixpath.split(path)
         tmp = posixpath.join(directory, f".{name}.shipline-tmp")
-        with self._guard(f"uploading {path}"):
+        with self._guard(f"uploading {path}"), self._sftp_lock:
             sftp = self._sftp_client()
             # OPEN carries the mode, so the file has it from creation on (paramiko's open() sends none).
             attrs = paramiko.SFTPAttributes()
@@ -272,7 +277,7 @@ class SSHExecutor:
         self.run(["sh", "-c", APPEND, "append", path], stdin=data).check(f"append to {path}")
 
     def read(self, path: str) -> bytes | None:
-        with self._guard(f"reading {path}"):
+        with self._guard(f"reading {path}"), self._sftp_lock:
             try:
                 with self._sftp_client().open(path, "rb") as f:
                     return bytes(f.read())
@@ -297,12 +302,13 @@ class SSHExecutor:
         self._client = self._connect()
 
     def close(self) -> None:
-        try:
-            if self._sftp is not None:
-                self._sftp.close()
-        except (OSError, EOFError, paramiko.SSHException):
-            pass
-        self._sftp = None
+        with self._sftp_lock:
+            try:
+                if self._sftp is not None:
+                    self._sftp.close()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass
+            self._sftp = None
         self._client.close()
 
 
