@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import paramiko
@@ -64,3 +66,26 @@ def test_keys_the_server_does_not_hold_are_refused() -> None:
     ecdsa = paramiko.ECDSAKey.generate()
     with pytest.raises(HostKeyError, match="offers no host key of the pinned type"):
         connect(f"{ecdsa.get_name()} {ecdsa.get_base64()}")
+
+
+def test_one_connection_uploads_and_reads_from_many_threads() -> None:
+    """Services of a wave write their route files in parallel threads through one connection's SFTP session;
+    without one request at a time, a thread's answer goes to another thread and a put waits forever."""
+    ex = connect(read_testenv()["SHIPLINE_HOST_KEY"])
+    home = ex.query(["pwd"]).strip()
+    directory = f"{home}/shipline-sftp-threads-{uuid.uuid4().hex[:8]}"
+    ex.run(["mkdir", "-p", directory]).check("mkdir")
+
+    def roundtrip(i: int) -> bytes | None:
+        data = f"file {i}\n".encode() * (i + 1) * 500
+        ex.put(f"{directory}/f{i}", data, mode=0o600)
+        return ex.read(f"{directory}/f{i}")
+
+    pool = ThreadPoolExecutor(max_workers=8)
+    try:
+        results = list(pool.map(roundtrip, range(32), timeout=30))  # a lost answer: TimeoutError, not a hang
+        assert results == [f"file {i}\n".encode() * (i + 1) * 500 for i in range(32)]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        ex.run(["rm", "-rf", directory])
+        ex.close()  # ends a put still waiting
