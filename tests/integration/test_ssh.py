@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -89,3 +90,26 @@ def test_one_connection_uploads_and_reads_from_many_threads() -> None:
         pool.shutdown(wait=False, cancel_futures=True)
         ex.run(["rm", "-rf", directory])
         ex.close()  # ends a put still waiting
+
+
+def test_a_refused_tunnel_is_an_error_and_not_a_line_on_stderr() -> None:
+    """paramiko logs a refused channel at ERROR; without a handler Python would print it on stderr for every
+    retry (dozens of lines while a proxy API is unreachable). In a fresh interpreter, as the CLI runs."""
+    env = read_testenv()
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from shipline.config import Host\n"
+        "from shipline.executors.ssh import SSHExecutor\n"
+        f"host = Host(address={env['SHIPLINE_TEST_SSH_ADDRESS']!r}, host_key={env['SHIPLINE_HOST_KEY']!r})\n"
+        "ex = SSHExecutor(address=host.address, hostname=host.hostname, port=host.port, user=host.user,\n"
+        f"                 key_path=Path({env['SHIPLINE_SSH_KEY']!r}), pinned=host.host_key)\n"
+        "try:\n"
+        "    ex.open_tcp('127.0.0.1', 1)\n"
+        "except OSError as exc:\n"
+        "    print(exc)\n"
+        "ex.close()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "cannot reach 127.0.0.1:1 through SSH" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.stderr == "", proc.stderr

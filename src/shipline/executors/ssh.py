@@ -6,6 +6,7 @@ A dropped connection surfaces as ConnectionLost (never a paramiko traceback); th
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import shlex
 import socket
@@ -27,6 +28,10 @@ from .base import CommandResult, LineSink, collect, ended, query_failed
 
 APPEND = 'cat >> "$1"'  # O_APPEND: one write per record, never interleaved with another appender's
 POLL = 0.25  # reads wait at most this long before looking at the cancel flag
+
+# paramiko logs refused tunnels ("Secsh channel 12 open FAILED") at ERROR; with no handler configured, Python
+# prints them on stderr. shipline reports those failures itself, as one paragraph, so its logs go nowhere.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
