@@ -209,7 +209,8 @@ def rollback(cli: typer.Context, release: Annotated[int | None, typer.Argument(h
     console().print(f"rolled back: release {number} is live")
 
 
-def read_hosts(cli: typer.Context, config: Path, each: Callable[[Executor, HostTarget], dict[str, Any]]) -> tuple[DeployPlan, list[dict[str, Any]]]:
+def read_hosts(cli: typer.Context, config: Path, each: Callable[[Executor, HostTarget], dict[str, Any]],
+               dplan: DeployPlan | None = None) -> tuple[DeployPlan, list[dict[str, Any]]]:
     """`each` on every host, in parallel; a host that cannot be reached gets an `error` entry instead."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -218,7 +219,7 @@ def read_hosts(cli: typer.Context, config: Path, each: Callable[[Executor, HostT
     from .project import load_project
     from .secrets import Masker
 
-    dplan = deploy_plan(load_project(config))
+    dplan = dplan or deploy_plan(load_project(config))
     connect = ssh_connector(Masker(), cancel(cli))
 
     def one(index: int, target: HostTarget) -> dict[str, Any]:
@@ -277,16 +278,22 @@ def releases(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), as_js
     out.print(table)
 
 
-def _status(ex: Executor, target: HostTarget) -> dict[str, Any]:
+def _status(ex: Executor, target: HostTarget, swarm: str | None = None) -> dict[str, Any]:
+    """A host's live release and services; `swarm`: the host is a node of that app's swarm, not its manager."""
     from . import ledger
     from . import lock as locks
+    from .swarm_commands import service_list
+    from .swarm_stack import APP_LABEL
 
+    held = {"lock": info.as_dict() if (info := locks.read(ex, target.layout)) and info.alive else None}
+    if swarm == "node":
+        return {"node": "its Traefik is switched with each release; the manager keeps the history", **held}
     records = ledger.decode(ex.read(target.layout.ledger))
     live = ledger.live(records)
-    res = ex.run(["docker", "compose", "--project-name", target.layout.app, "ps", "--all", "--format", "json"])
-    held = locks.read(ex, target.layout)
-    return {"release": live.as_dict() if live else None, "services": _parse_ps(res.output) if res.ok else [],
-            "lock": held.as_dict() if held and held.alive else None}
+    argv = service_list(APP_LABEL, target.layout.app) if swarm else ["docker", "compose", "--project-name", target.layout.app,
+                                                            "ps", "--all", "--format", "json"]
+    res = ex.run(argv)
+    return {"release": live.as_dict() if live else None, "services": _parse_ps(res.output) if res.ok else [], **held}
 
 
 @app.command()
@@ -296,9 +303,18 @@ def status(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), as_json
     from rich.text import Text
 
     from . import lock as locks
+    from .plan import deploy_plan
+    from .project import load_project
 
-    dplan, hosts = read_hosts(cli, config, _status)
-    numbers = {h["release"]["number"] if h.get("release") else None for h in hosts if "error" not in h}
+    dplan = deploy_plan(load_project(config))
+    manager = dplan.targets[0]
+
+    def each(ex: Executor, target: HostTarget) -> dict[str, Any]:
+        return _status(ex, target, None if not dplan.swarm else "manager" if target is manager else "node")
+
+    _, hosts = read_hosts(cli, config, each, dplan)
+    keepers = hosts[:len(dplan.ledger_targets())]  # a swarm's nodes keep no history of their own
+    numbers = {h["release"]["number"] if h.get("release") else None for h in keepers if "error" not in h}
     data = {"app": dplan.app, "drift": len(numbers) > 1, "hosts": hosts}
     if as_json:
         print(json.dumps(data, indent=2))
@@ -308,8 +324,9 @@ def status(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), as_json
         out.print(Text("hosts run different releases (drift): the next deploy or rollback brings them together", style="yellow"))
     for h in hosts:
         rel = h.get("release")
-        line = h.get("error") or (f"release {rel['number']} ({rel['short_sha']}, {rel['ref']}) by {rel['actor']}, "
-                                  f"finished {rel['finished_at']}" if rel else "no successful release yet")
+        line = h.get("error") or h.get("node") or (
+            f"release {rel['number']} ({rel['short_sha']}, {rel['ref']}) by {rel['actor']}, finished {rel['finished_at']}"
+            if rel else "no successful release yet")
         out.print(f"{h['address']}: {line}")
         if h.get("lock"):
             out.print(f"  deploy under way: {locks.LockInfo(**h['lock']).describe()}")
@@ -326,8 +343,9 @@ def _parse_ps(output: str) -> list[dict[str, str]]:
             items += json.loads(line)
         elif line.startswith("{"):
             items.append(json.loads(line))
-    return [{"service": i.get("Service", ""), "state": i.get("State", ""), "health": i.get("Health", ""),
-             "image": i.get("Image", "")} for i in items]
+    # Compose's fields, or `docker service ls`'s for a swarm (name, tasks running/desired, mode).
+    return [{"service": i.get("Service", i.get("Name", "")), "state": i.get("State", i.get("Replicas", "")),
+             "health": i.get("Health", i.get("Mode", "")), "image": i.get("Image", "")} for i in items]
 
 
 @app.command()

@@ -229,6 +229,7 @@ class Migrate(_Strict):
 
 
 BuildCacheType = Literal["registry", "inline", "off"]
+DeployMode = Literal["compose", "swarm"]
 
 
 class BuildCache(_Strict):
@@ -245,6 +246,9 @@ class BuildCache(_Strict):
 
 
 class Deploy(_Strict):
+    # compose: `docker compose` on each host. swarm: one stack on a Swarm whose nodes are the hosts, deployed
+    # through the first (a manager); see docs/swarm.md.
+    mode: DeployMode = "compose"
     order: list[str] | None = None
     # Compose profiles to enable; as with `docker compose up`, services in other profiles are not deployed.
     profiles: list[str] = Field(default_factory=list)
@@ -348,6 +352,7 @@ HINTS: dict[str, str] = {
     "secrets": "Name each secret like an environment variable (letters, digits and `_`, not starting with a digit), e.g. `DATABASE_PASSWORD`.",
     "image": "Give the image's repository path under the registry in lower case, e.g. `myorg/backend`; leave it out for `<app>/<service>`.",
     "path": "Give the directory on the hosts, relative to the SSH user's home, that holds the releases, e.g. `.shipline` (letters, digits, `.`, `_`, `-`, `/`).",
+    "mode": "Give `compose` (docker compose on each host, the default) or `swarm` (one stack on the Swarm the hosts form; docs/swarm.md).",
     "tag": "Give a Docker tag (letters, digits, `_`, `.`, `-`; at most 128), e.g. `buildcache`.",
     "batch": "Give how many hosts switch at a time: a number (`batch: 1`) or a percentage of the hosts (`batch: 25%`).",
     "batch_wait": "Give the seconds each batch is watched before the next one switches, from 0 to 3600.",

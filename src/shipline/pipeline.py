@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import docker_commands as dc
-from . import fleet, gitrepo, ledger, reuse
+from . import fleet, gitrepo, ledger, reuse, swarm_deploy
 from .cancel import Cancel
 from .deployer import HostDeployer, describe, locked
 from .errors import ConfigError, ConnectionLost, HostKeyError, NotFound, ShiplineError, StepFailed
@@ -299,8 +299,9 @@ def recorded(ctx: Context, hosts: list[HostDeployer], record: Record) -> Iterato
 def prune(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan) -> None:
     """Still under the locks: keep the newest successful releases (whoever made them), their files and images."""
     for h in hosts:
-        kept = ledger.kept(h.ledger, plan.keep_releases)
-        running = {r.number for r in h.ledger if r.status == ledger.RUNNING}
+        records = hosts[0].ledger if plan.swarm else h.ledger  # a swarm's manager keeps the whole history
+        kept = ledger.kept(records, plan.keep_releases)
+        running = {r.number for r in records if r.status == ledger.RUNNING}
         images = {ref for r in kept for ref in r.images.values()}
         try:
             h.prune({r.number for r in kept} | running, images)
@@ -314,20 +315,21 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
     report, t, dplan = ctx.report, plan.trigger, plan.deploy
     workspace: Path | None = None
     with locked_hosts(ctx, dplan, t.short_sha) as hosts:
-        live_already = already_live(plan, hosts, secrets)
+        live_already = None if dplan.swarm else already_live(plan, hosts, secrets)
         if live_already is not None:
             report.info(f"{t.short_sha} is already live (release {live_already.number}) on "
                         f"{', '.join(h.name for h in hosts)}: same commit, files and images, every service running; "
                         "nothing was built or restarted")
             return live_already.number
-        record = begin(ctx, hosts, lambda n: Record(
+        keepers = recording(dplan, hosts)
+        record = begin(ctx, keepers, lambda n: Record(
             number=n, app=plan.app, sha=t.sha, short_sha=t.short_sha, ref=t.ref, source=t.source, actor=t.actor,
             status=ledger.RUNNING, started_at=ledger.now(), images=dict(plan.images),
             hosts=[h.target.host.address for h in hosts]))
         number = record.number
         report.info(f"release {number}: {plan.app} at {t.short_sha} ({t.ref})")
         try:
-            with recorded(ctx, hosts, record) as live:
+            with recorded(ctx, keepers, record) as live:
                 with report.stage("checkout", t.sha):
                     workspace = checkout(ctx, plan)
                 if build:
@@ -348,8 +350,15 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
                     return files.digests()
 
                 with report.stage("deploy", ", ".join(h.name for h in hosts)):
-                    go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets)
-                    live.update(h.name for h in hosts)
+                    if dplan.swarm:
+                        files = swarm_deploy.release_files(dplan, number, plan.images, source, env_secrets, meta,
+                                                           hosts[0].host.home())
+                        hosts[0].upload(files)
+                        swarm_go_live(ctx, hosts, record, files.digests(), plan.images, secrets)
+                        live.add(hosts[0].name)
+                    else:
+                        go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets)
+                        live.update(h.name for h in hosts)
             prune(ctx, hosts, dplan)
         finally:
             if workspace:
@@ -386,6 +395,17 @@ def go_live(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, record: R
     rollout.prepare(record, put_files, images, registry_login(plan, secrets))
     rollout.switch(record.number)
     rollout.retire()
+
+
+def recording(plan: DeployPlan, hosts: list[HostDeployer]) -> list[HostDeployer]:
+    """The hosts whose ledgers record the release: every host, or a swarm's manager (`plan.ledger_targets`)."""
+    return hosts[:len(plan.ledger_targets())]
+
+
+def swarm_go_live(ctx: Context, hosts: list[HostDeployer], record: Record, files: dict[str, str],
+                  images: dict[str, str], secrets: Mapping[str, Secret]) -> None:
+    deploy = swarm_deploy.SwarmDeploy(hosts, hosts[0].plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
+    swarm_deploy.go_live(deploy, record, files, images, registry_login(hosts[0].plan, secrets))
 
 
 def publish_only(ctx: Context, plan: Plan, only: set[str] | None) -> None:
@@ -430,25 +450,33 @@ def rollback(ctx: Context, plan: DeployPlan, target: int | None) -> int:
     report = ctx.report
     actor = gitrepo.actor()
     with locked_hosts(ctx, plan, "rollback") as hosts:
-        chosen = choose_rollback(ledger.merge({h.name: h.ledger for h in hosts}), target).record
-        missing = [h.name for h in hosts if not h.has_release(chosen.number)]
+        keepers = recording(plan, hosts)
+        chosen = choose_rollback(ledger.merge({h.name: h.ledger for h in keepers}), target).record
+        missing = [h.name for h in keepers if not h.has_release(chosen.number)]
         if missing:
             raise NotFound(f"release {chosen.number}'s files are no longer on {', '.join(missing)} (pruned); "
                            f"deploy its commit again with `shipline deploy --ref {chosen.sha}` instead.")
-        record = begin(ctx, hosts, lambda n: replace(
+        record = begin(ctx, keepers, lambda n: replace(
             chosen, number=n, source=f"rollback to {chosen.number}", actor=actor, status=ledger.RUNNING,
             started_at=ledger.now(), finished_at=None, reason="", stages={}, rollback_of=chosen.number,
             hosts=[h.target.host.address for h in hosts]))
         what = f"release {chosen.number} ({chosen.short_sha}) as release {record.number}"
-        with recorded(ctx, hosts, record) as live, report.stage("deploy", what):
+        with recorded(ctx, keepers, record) as live, report.stage("deploy", what):
             meta = {"app": plan.app, "sha": chosen.sha, "short_sha": chosen.short_sha, "ref": chosen.ref,
                     "source": record.source, "actor": actor, "created": ctx.now().isoformat(timespec="seconds")}
-            def put_files(h: HostDeployer) -> dict[str, str]:
-                own = own_files(plan, h.target, record.number, chosen.images, meta)
-                h.copy_release(chosen.number, record.number, own)
-                return {**chosen.files, **{k: b.digest for k, b in own.items()}}
+            if plan.swarm:
+                own = swarm_deploy.rollback_files(hosts[0], chosen.number, record.number, chosen.images, meta)
+                hosts[0].copy_release(chosen.number, record.number, own)
+                swarm_go_live(ctx, hosts, record, {**chosen.files, **{k: b.digest for k, b in own.items()}},
+                              chosen.images, secrets)
+                live.add(hosts[0].name)
+            else:
+                def put_files(h: HostDeployer) -> dict[str, str]:
+                    own = own_files(plan, h.target, record.number, chosen.images, meta)
+                    h.copy_release(chosen.number, record.number, own)
+                    return {**chosen.files, **{k: b.digest for k, b in own.items()}}
 
-            go_live(ctx, hosts, plan, record, put_files, chosen.images, secrets)
-            live.update(h.name for h in hosts)
+                go_live(ctx, hosts, plan, record, put_files, chosen.images, secrets)
+                live.update(h.name for h in hosts)
         prune(ctx, hosts, plan)
     return record.number

@@ -22,6 +22,9 @@ from .layout import ENV_FILE, LEGACY_CALL, OVERRIDE_FILE, SOURCE_DIR, ComposeCal
 from .project import Project, resolve_key_path
 from .schedule import waves
 from .secrets import Secret
+from .swarm_plan import SwarmPlan
+from .swarm_plan import describe as describe_swarm
+from .swarm_stack import ignored_keys
 from .traefik_labels import LabelRouting
 
 OCI = "org.opencontainers.image"
@@ -157,6 +160,7 @@ class DeployPlan:
     batches: tuple[tuple[int, ...], ...] = ((0,),)  # indexes into `targets`, switched one batch after another
     batch_wait: float = 0
     build_secrets: tuple[str, ...] = ()  # names the builds read (`build.<svc>.secrets`), never uploaded
+    swarm: SwarmPlan | None = None  # deploy.mode: swarm: one stack through the first host (a manager)
 
     @property
     def migration_host(self) -> int | None:
@@ -168,6 +172,10 @@ class DeployPlan:
         parts = [f"batch {n} ({'canary' if n == 1 else 'then'}): {', '.join(names[i] for i in b)}"
                  for n, b in enumerate(self.batches, start=1)]
         return "; ".join(parts)
+
+    def ledger_targets(self) -> tuple[HostTarget, ...]:
+        """The hosts whose ledgers record releases: every host, or a swarm's manager only."""
+        return self.targets[:1] if self.swarm else self.targets
 
     @property
     def secret_names(self) -> tuple[str, ...]:
@@ -229,13 +237,17 @@ class Plan:
                   "build inputs as built and tested)" for s in self.sources if not s.reuse and s.inputs]
         if self.build_cache == "inline":
             lines += [f"     tag {self.cache_refs[b.service]} in the registry (the next build's cache)" for b in self.builds]
-        lines.append("5. deploy     on each host, under its deploy lock:")
-        if len(d.targets) > 1:
+        if d.swarm:
+            lines += describe_swarm(d.swarm, [t.host.address for t in d.targets], d.targets[0].layout.app_dir,
+                                    self.images, d.keep_releases, ignored_keys(d.swarm))
+        else:
+            lines.append("5. deploy     on each host, under its deploy lock:")
+        if len(d.targets) > 1 and not d.swarm:
             lines.append("   every host is prepared in parallel (upload, pull); then the hosts switch in batches, each "
                          "batch behind a health barrier" + (f" and {d.batch_wait:g}s of watching" if d.batch_wait else "")
                          + f": {d.describe_batches()}. A failure anywhere switches every host back; old containers "
                          "are retired once every batch is live.")
-        for index, target in enumerate(d.targets):
+        for index, target in enumerate(d.targets if not d.swarm else ()):
             host = target.host
             pins = " or ".join(pin_fingerprint(p) for p in host.pins)
             pin = f"host key {pins}" if pins else "host key NOT PINNED: deploy will refuse"
@@ -368,7 +380,7 @@ def deploy_plan(project: Project) -> DeployPlan:
     login = None
     if cfg.registry.username:
         login = tuple(dc.login(cfg.registry.url.split("/")[0], cfg.registry.username))
-    rollout = rollout_steps(project)
+    rollout = rollout_steps(project) if project.swarm is None else ()  # a swarm rolls out by its own plan
     targets = tuple(
         HostTarget(host=h, key_path=str(k) if (k := resolve_key_path(project, h)) else None, layout=cfg.layout(),
                    rollout=tuple(r for r in rollout if (runs := cfg.host_services(h)) is None or r.service in runs))
@@ -387,6 +399,7 @@ def deploy_plan(project: Project) -> DeployPlan:
         profiles=tuple(cfg.deploy.profiles),
         batches=batches(len(targets), cfg.deploy.batch), batch_wait=cfg.deploy.batch_wait,
         build_secrets=tuple(dict.fromkeys(n for spec in cfg.build.values() for n in spec.secrets)),
+        swarm=project.swarm,
     )
 
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .compose import ComposeCycle, ComposeProject, ReleaseInputs, VarUse, release_inputs
 from .compose import load_project as load_compose
-from .compose.load import parse_dotenv
+from .compose.load import merged_as_written, parse_dotenv
 from .config import Config, Host, ServiceDeploy, parse_config
 from .errors import ConfigError
 from .layout import HostLayout
 from .sourcetree import CommitTree, SourceTree, WorkTree, normalize
+from .swarm_plan import SwarmPlan
+from .swarm_plan import decide as decide_swarm
 from .traefik_labels import LabelRouting, label_routing
 from .yamlload import YamlError, collector_paused
 from .yamlload import load as load_yaml
@@ -53,6 +55,7 @@ class Project:
     labels: LabelRouting | None = None  # Traefik docker-label routes shipline switches (no `proxy:` in shipline.yml)
     inactive: dict[str, str] = field(default_factory=dict)  # service -> why it is not deployed
     notes: tuple[str, ...] = ()
+    swarm: SwarmPlan | None = None  # deploy.mode: swarm
 
     @property
     def root(self) -> Path:
@@ -69,16 +72,21 @@ class Project:
 
     def rollout_order(self) -> list[str]:
         """The configured or dependency order of the active services; the proxy first, since others are switched through it."""
-        active = set(self.rollouts)
-        order = [s for s in (self.config.deploy.order or self.compose.default_order()) if s in active]
         proxy = self.config.proxy.service if self.config.proxy else self.labels.service if self.labels else None
-        if proxy in order:
-            order.remove(proxy)
-            order.insert(0, proxy)
-        return order
+        return service_order(self.config, self.compose, self.rollouts, proxy)
 
     def layout(self) -> HostLayout:
         return self.config.layout()
+
+
+def service_order(config: Config, compose: ComposeProject, active: Iterable[str], proxy: str | None) -> list[str]:
+    """`deploy.order` or the dependency order, of the active services only; the proxy first."""
+    wanted = set(active)
+    order = [s for s in (config.deploy.order or compose.default_order()) if s in wanted]
+    if proxy in order:
+        order.remove(proxy)
+        order.insert(0, proxy)
+    return order
 
 
 def find_repo_root(directory: Path) -> Path:
@@ -175,11 +183,19 @@ def _cross_check(config: Config, path: Path, repo: Path, rel: str, tree: SourceT
     if known:
         problems += _check_deploy(config, compose, file, active)
         problems += _check_roles(config, services, file)
-    labels = label_routing(compose, active) if known and config.proxy is None else None
+    swarm_mode = config.deploy.mode == "swarm"
+    labels = label_routing(compose, active) if known and config.proxy is None and not swarm_mode else None
     problems += _check_proxy(config, services, file, set(labels.routes) if labels else set()) if known else []
     problems += _check_variables(compose.needed_variables(active), provided)
     rollouts: dict[str, Rollout] = {}
-    if known:
+    swarm: SwarmPlan | None = None
+    if known and swarm_mode:
+        order = service_order(config, compose, active, config.proxy.service if config.proxy else None)
+        swarm, swarm_problems = decide_swarm(config, compose, merged_as_written(compose_files, tree), order, inputs,
+                                             file, _dotenv(tree, compose_files))
+        problems += swarm_problems
+        rollouts = {s.name: Rollout(s.strategy, s.why) for s in swarm.services} if swarm else {}
+    elif known:
         rollouts, strategy_problems = decide_rollouts(config, compose, active, file, labels)
         problems += strategy_problems
     for i, host in enumerate(config.hosts):
@@ -188,25 +204,28 @@ def _cross_check(config: Config, path: Path, repo: Path, rel: str, tree: SourceT
             key_path = key_path if key_path.is_absolute() else path.resolve().parent / key_path
             if not key_path.is_file():
                 problems.append(f"{file}: hosts[{i}].ssh_key: the private key {key_path} does not exist. Give the path of the SSH key that may log in to {host.address}.")
-    swarm = sorted({f"deploy.{k}" for n in active for k in compose.services[n].swarm_keys})
-    notes = (f"note: {compose.where} uses {', '.join(swarm)}, which only Docker Swarm reads (`docker stack "
-             "deploy`); `docker compose` on each host ignores them.",) if swarm else ()
+    swarm_keys = sorted({f"deploy.{k}" for n in active for k in compose.services[n].swarm_keys})
+    notes = (f"note: {compose.where} uses {', '.join(swarm_keys)}, which only Docker Swarm reads (`docker stack "
+             "deploy`); `docker compose` on each host ignores them.",) if swarm_keys and not swarm_mode else ()
     project = Project(config=config, path=path.resolve(), compose=compose, repo_root=repo, config_in_repo=rel,
                       source=tree.label, inputs=inputs, rollouts=rollouts, inactive=inactive, labels=labels,
-                      notes=notes)
+                      notes=notes, swarm=swarm)
     return project, problems
 
 
 def _provided(config: Config, tree: SourceTree, compose_files: list[str]) -> dict[str, str | None]:
     """Variables the hosts will have: shipline's own, `env:`, `secrets:` (value unknown here), the project's `.env`."""
-    values: dict[str, str | None] = {}
-    dotenv = tree.read(normalize(posixpath.join(posixpath.dirname(compose_files[0]), ".env")))
-    if dotenv is not None:
-        values |= parse_dotenv(dotenv.decode("utf-8", "replace"))
+    values: dict[str, str | None] = dict(_dotenv(tree, compose_files))
     values |= {name: None for name in PROVIDED}
     values |= dict(config.env)
     values |= {name: None for name in config.secrets}
     return values
+
+
+def _dotenv(tree: SourceTree, compose_files: list[str]) -> dict[str, str]:
+    """The committed `.env` beside the first Compose file, which Compose reads for defaults."""
+    dotenv = tree.read(normalize(posixpath.join(posixpath.dirname(compose_files[0]), ".env")))
+    return parse_dotenv(dotenv.decode("utf-8", "replace")) if dotenv is not None else {}
 
 
 def _host_value(name: str, config: Config, provided: dict[str, str | None]) -> str | None:

@@ -134,6 +134,10 @@ class TraefikDriver:
     def _file(self, service: str) -> str:
         return f"{self.dir}/{traefik_name(self.app, service)}.yml"
 
+    def forget(self, service: str) -> None:
+        """No route for `service` any more (undoing its first switch: nothing served it before)."""
+        self.ex.run(["rm", "-f", self._file(service)]).check(f"remove the route file of {service}")
+
     def routed(self, service: str) -> list[str] | None:
         raw = self.ex.read(self._file(service))
         if raw is None:

@@ -156,6 +156,7 @@ def make_example_repo(tmp: Path, app: str, example: str, extra_env: dict[str, st
     config.write_text(text.replace(f"app: {example}", f"app: {app}", 1))
     (config.parent / ".shipline").mkdir()
     (config.parent / ".shipline" / "secrets").write_text("POSTGRES_PASSWORD=it-secret-Zq7wX9\n")
+    (config.parent / ".shipline" / "secrets").chmod(0o600)
     git(path, "init", "-q", "-b", "main")
     port = free_port()
     env = {**os.environ, **env_vars, "HTTPS_PORT": str(port), "HTTP_PORT": str(port), **(extra_env or {})}

@@ -24,3 +24,37 @@ def test_addresses_of_running_tasks_on_the_shared_network() -> None:
     assert st.addresses(OK, "rec_web", 8000) == ["10.0.5.2:8000", "10.0.5.3:8000"]
     assert st.addresses(OK, "other", 8000) == []
     assert st.addresses(BAD, "rec_web", 8000) == [], "failed and not yet running tasks get no traffic"
+
+
+def task(state: str, desired: str = "running", err: str = "") -> dict[str, object]:
+    return {"DesiredState": desired, "Status": {"State": state, "Err": err}}
+
+
+def service(replicas: int | None, update: str = "", message: str = "") -> st.ServiceInfo:
+    mode = {"Replicated": {"Replicas": replicas}} if replicas is not None else {"Global": {}}
+    return st.ServiceInfo.parse({"ID": "x", "Spec": {"Name": "shop_db", "Mode": mode, "Labels": {"a": "b"}},
+                                 "UpdateStatus": {"State": update, "Message": message}})
+
+
+def test_a_service_updated_in_place_converges_once_its_update_is_done_and_its_tasks_run() -> None:
+    assert st.converged(service(1, "updating"), [task("running")]) == ("waiting", "Swarm is updating it")
+    assert st.converged(service(1, "completed"), [task("running"), task("shutdown", "shutdown")]) == ("healthy", "")
+    kind, reason = st.converged(service(1, "rollback_completed", "update paused due to failure"), [task("running")])
+    assert kind == "failed" and "rollback completed: update paused due to failure" in reason
+    assert st.converged(service(None), [task("running"), task("starting")])[0] == "waiting", "global: every node's task"
+    assert st.converged(service(2), [task("failed", "shutdown"), task("running"), task("running")]) == ("healthy", ""), \
+        "an old task that failed before this deploy does not fail a service Swarm keeps running"
+
+
+def test_a_one_off_service_is_done_when_its_task_completed_and_failed_when_it_exited_otherwise() -> None:
+    assert st.oneoff_verdict([task("complete", "shutdown")]) == ("healthy", "")
+    assert st.oneoff_verdict([task("running")]) == ("waiting", "task running")
+    assert st.oneoff_verdict([]) == ("waiting", "task none yet")
+    assert st.oneoff_verdict([task("failed", "shutdown", "task: non-zero exit (1)")]) == (
+        "failed", "its task failed: task: non-zero exit (1)")
+
+
+def test_a_service_parses_its_replicas_labels_and_update_state() -> None:
+    info = service(3, "updating")
+    assert (info.name, info.replicas, info.label("a"), info.label("none"), info.update_state) == ("shop_db", 3, "b", "", "updating")
+    assert service(None).replicas is None

@@ -110,21 +110,7 @@ def load_project(files: Sequence[str], tree: SourceTree, lookup: Lookup | None =
     loader = _Loader(tree, lookup)
     files = [normalize(f) for f in files]
     project_dir = posixpath.dirname(files[0]) or "."
-    merged: dict[str, Any] = {}
-    for i, path in enumerate(files):
-        data = loader.read(path, "compose" if len(files) == 1 else f"compose[{i}]", config_file, COMPOSE_FIX)
-        if data is None:
-            continue
-        services = data.get("services")
-        if services is not None and not isinstance(services, dict):
-            loader.problem(path, "services", "`services:` is a mapping of service names to their definitions.")
-            data = {k: v for k, v in data.items() if k != "services"}
-        elif isinstance(services, dict):
-            data = {**data, "services": _resolve_extends(loader, path, project_dir, services)}
-        for j, item in enumerate(data.get("include") or [] if isinstance(data.get("include"), list) else []):
-            _include(loader, path, project_dir, item, f"include[{j}]", merged)
-        data = {k: v for k, v in data.items() if k != "include"}
-        merged = enforce_unicity(merge(merged, data) if merged else strip_tags(data))
+    merged = _merged(loader, files, project_dir, config_file)
     where = " + ".join(files)
     services_raw = merged.get("services")
     if not isinstance(services_raw, dict) or not services_raw:
@@ -148,6 +134,32 @@ def load_project(files: Sequence[str], tree: SourceTree, lookup: Lookup | None =
         files=tuple(files), project_dir=project_dir, services=services, secrets=secrets, configs=configs,
         volumes=frozenset(str(v) for v in volumes) if isinstance(volumes, dict) else frozenset(),
         compose_refs=tuple(loader.refs), variables=tuple(loader.variables), problems=tuple(loader.problems))
+
+
+def merged_as_written(files: Sequence[str], tree: SourceTree) -> dict[str, Any]:
+    """The files merged as Compose merges them (`extends` and `include` resolved), `${VAR}` left as written:
+    what `docker stack deploy` reads, interpolating it itself. Problems are `load_project`'s to report."""
+    files = [normalize(f) for f in files]
+    return _merged(_Loader(tree, None), files, posixpath.dirname(files[0]) or ".", "shipline.yml")
+
+
+def _merged(loader: _Loader, files: list[str], project_dir: str, config_file: str) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for i, path in enumerate(files):
+        data = loader.read(path, "compose" if len(files) == 1 else f"compose[{i}]", config_file, COMPOSE_FIX)
+        if data is None:
+            continue
+        services = data.get("services")
+        if services is not None and not isinstance(services, dict):
+            loader.problem(path, "services", "`services:` is a mapping of service names to their definitions.")
+            data = {k: v for k, v in data.items() if k != "services"}
+        elif isinstance(services, dict):
+            data = {**data, "services": _resolve_extends(loader, path, project_dir, services)}
+        for j, item in enumerate(data.get("include") or [] if isinstance(data.get("include"), list) else []):
+            _include(loader, path, project_dir, item, f"include[{j}]", merged)
+        data = {k: v for k, v in data.items() if k != "include"}
+        merged = enforce_unicity(merge(merged, data) if merged else strip_tags(data))
+    return merged
 
 
 def _name(key: object) -> str:

@@ -24,7 +24,16 @@ class Settings:
             database_port=int(env.get("DATABASE_PORT", "5432")),
             database_name=env.get("DATABASE_NAME", "app"),
             database_user=env.get("DATABASE_USER", "app"),
-            database_password=env.get("DATABASE_PASSWORD", ""),
+            database_password=_password(env),
             version=env.get("GIT_SHA", "unknown") or "unknown",
             port=int(env.get("PORT", "8000")),
         )
+
+
+def _password(env: Mapping[str, str]) -> str:
+    """DATABASE_PASSWORD, or the content of the file DATABASE_PASSWORD_FILE names (a Docker or Swarm secret)."""
+    path = env.get("DATABASE_PASSWORD_FILE")
+    if path:
+        with open(path, encoding="utf-8") as f:
+            return f.read().rstrip("\n")
+    return env.get("DATABASE_PASSWORD", "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 import unittest
 import urllib.error
@@ -114,6 +115,13 @@ class SettingsTest(unittest.TestCase):
 
     def test_empty_git_sha_means_unknown(self) -> None:
         self.assertEqual(Settings.from_env({"GIT_SHA": ""}).version, "unknown")
+
+    def test_password_from_a_secret_file(self) -> None:
+        with tempfile.NamedTemporaryFile("w", suffix=".secret") as f:
+            f.write("from-file\n")
+            f.flush()
+            s = Settings.from_env({"DATABASE_PASSWORD_FILE": f.name, "DATABASE_PASSWORD": "ignored"})
+        self.assertEqual(s.database_password, "from-file")
 
 
 if __name__ == "__main__":
