@@ -93,6 +93,7 @@ def test_deploy_under_load_fails_no_request_and_keeps_a_long_request(proxy: str,
     assert result.total >= 0.8 * RATE * 10, result.summary()
     assert result.failed == 0, f"{result.failures_by_kind()} {result.summary()}"
     assert "proxy switched to" in out and "confirmed" in out
+    assert "backend, frontend together (none depends on another)" in out, "independent services gate in parallel"
     long = slow.wait(60)
     assert long.status == 200, long
     assert app.wait_version(new) == new != before
