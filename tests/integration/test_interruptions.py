@@ -32,7 +32,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppRepo]:
     repo = make_app_repo(Path(tmp_path_factory.mktemp(name)), name)
     # The next deploy gives up after 10 s if a dead deploy's lock were still held.
     repo.edit("shipline.yml", "  keep_releases: 5", "  keep_releases: 5\n  lock_wait: 10")
-    repo.commit("wait at most 10 s for the lock")
+    # A drain that outlasts Docker's own health check after the switch, so "draining old" is a phase to kill in.
+    repo.edit("shipline.yml", "backend: {health_timeout: 45, drain: 1,", "backend: {health_timeout: 45, drain: 6,")
+    repo.commit("wait at most 10 s for the lock; drain the old backend for 6 s")
     try:
         res = repo.shipline("deploy")
         assert res.code == 0, res.out

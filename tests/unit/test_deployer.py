@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from io import StringIO
@@ -27,7 +28,7 @@ APP = ".shipline/shop"
 
 class Setup:
     def __init__(self, tmp_path: Path, host: FakeDockerHost, shipline: str = SHIPLINE, compose: str | None = None,
-                 parallel: bool = False) -> None:
+                 parallel: bool = False, clock: Callable[[], float] | None = None) -> None:
         project = load_project(write_project(tmp_path, shipline, **({"compose": compose} if compose else {})), env={})
         self.plan = compile_plan(project, TRIGGER, datetime.now(UTC))
         self.out = StringIO()
@@ -37,7 +38,8 @@ class Setup:
         target = self.plan.deploy.targets[0]
         report = Reporter(Console(file=self.out, width=200))
         rollout_host = RolloutHost(host, "shop", target.layout, self.plan.deploy.proxy, report,
-                                   sleep=self.sleeps.append, proxy_driver=self.proxy)
+                                   sleep=self.sleeps.append, proxy_driver=self.proxy,
+                                   clock=clock or (lambda: 0.0))  # frozen: a drain sleeps its whole time
         self.deployer = HostDeployer(host, target, self.plan.deploy, report, sleep=self.sleeps.append, host=rollout_host,
                                      parallel=parallel)
         self.root = tmp_path
@@ -92,6 +94,28 @@ def test_recreate_failure_restores_touched_services_from_the_previous_release(tm
     assert ups(s.host) == [("db", "2"), ("backend", "2"), ("backend", "1"), ("db", "1")]
     assert sorted(rel for _, rel in s.host.containers.values()) == ["1", "1", "1", "1"]
     assert s.host.released == 1, "lock released after failure"
+
+
+def ticking(step: float) -> Callable[[], float]:
+    """A clock that moves `step` seconds each time it is read: once per switch, then once when retiring."""
+    now = [100.0 - step]
+
+    def clock() -> float:
+        now[0] += step
+        return now[0]
+    return clock
+
+
+@pytest.mark.parametrize(("step", "sleeps"), [(0.5, [1.5]), (5.0, [])], ids=["part-left", "all-passed"])
+def test_the_drain_counts_from_each_switch(tmp_path: Path, step: float, sleeps: list[float]) -> None:
+    """`drain: 2` (the default): backend switched at 100, frontend at 100+step, retiring at 100+2*step; the old
+    containers wait what is left of the later switch's drain, and nothing once it has passed."""
+    s = Setup(tmp_path, release_one(FakeDockerHost()), PROXIED, clock=ticking(step))
+    s.deploy()
+    assert [svc for svc, _ in s.proxy.switches] == ["backend", "frontend"]
+    assert s.sleeps == sleeps
+    assert s.host.ran("docker", "stop"), "the old containers are stopped either way"
+    assert ("drained (their drain time has passed since the switch)" in s.out.getvalue()) == (not sleeps)
 
 
 def test_zero_downtime_starts_beside_switches_then_retires_old(tmp_path: Path) -> None:

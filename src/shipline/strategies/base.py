@@ -29,6 +29,7 @@ class Applied:
     new: list[str] = field(default_factory=list)
     old_endpoints: list[str] = field(default_factory=list)
     switched: bool = False
+    switched_at: float | None = None  # the host's clock when the proxy confirmed the switch to the new containers
 
     @property
     def side_by_side(self) -> bool:
@@ -55,9 +56,10 @@ class RolloutHost:
 
     def __init__(self, ex: Executor, app: str, layout: HostLayout, proxy: Proxy | LabelRouting | None,
                  report: Reporter, *,
-                 sleep: Callable[[float], None] = time.sleep, proxy_driver: ProxyDriver | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, proxy_driver: ProxyDriver | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ex, self.app, self.layout, self.proxy, self.report = ex, app, layout, proxy, report
-        self.sleep = sleep
+        self.sleep, self.clock = sleep, clock
         self.wave_failed = threading.Event()  # set when a service rolled out beside this one failed
         self._driver = proxy_driver
         self._home: str | None = None

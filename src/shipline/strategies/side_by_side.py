@@ -30,6 +30,7 @@ class SideBySide:
             new_endpoints = host.endpoints(applied.new, step.port)
             applied.switched = True  # before: a switch cut short may have reached the proxy, so undo switches back
             took = host.switch(svc, new_endpoints)
+            applied.switched_at = host.clock()
             host.report.info(f"{name}: {svc}: proxy switched to {', '.join(new_endpoints)} and confirmed in {took:.2f}s")
 
     def undo(self, host: RolloutHost, applied: Applied, previous: int | None) -> None:
@@ -41,15 +42,22 @@ class SideBySide:
             host.ex.run(dc.remove(applied.new, force=True))
 
     def retire(self, host: RolloutHost, done: list[Applied]) -> None:
-        """Drain, then stop gracefully, the containers the new ones replaced (in parallel per stop timeout)."""
+        """Drain, then stop gracefully, the containers the new ones replaced (in parallel per stop timeout).
+
+        A routed service's drain counts from its switch, as `drain` is documented: the time spent since then
+        (other services' gates, Docker's own health status agreeing) already gave in-flight requests their time.
+        """
         retiring = [a for a in done if a.old]
         if not retiring:
             return
         names = ", ".join(a.step.service for a in retiring)
-        drain = max(a.step.drain for a in retiring)
-        if drain:
-            host.report.info(f"{host.ex.name}: draining old {names} for {drain:g}s")
+        now = host.clock()
+        drain = max(a.step.drain - (now - a.switched_at if a.switched_at is not None else 0) for a in retiring)
+        if drain > 0:
+            host.report.info(f"{host.ex.name}: draining old {names} for {drain:.1f}s")
             host.sleep(drain)
+        elif any(a.step.drain for a in retiring):
+            host.report.info(f"{host.ex.name}: old {names} drained (their drain time has passed since the switch)")
         for timeout in sorted({a.step.stop_timeout for a in retiring}):
             host.stop([c for a in retiring if a.step.stop_timeout == timeout for c in a.old], timeout, f"old {names}")
         host.report.info(f"{host.ex.name}: old {names} stopped")
