@@ -345,20 +345,15 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
                 meta = {"app": plan.app, "sha": t.sha, "short_sha": t.short_sha, "ref": t.ref, "source": t.source,
                         "actor": t.actor, "created": ctx.now().isoformat(timespec="seconds")}
                 def put_files(h: HostDeployer) -> dict[str, str]:
-                    files = render(dplan, h.target, number, plan.images, source, env_secrets, meta, h.host.home())
+                    files = (swarm_deploy.release_files(dplan, number, plan.images, source, env_secrets, meta,
+                                                        h.host.home()) if dplan.swarm else
+                             render(dplan, h.target, number, plan.images, source, env_secrets, meta, h.host.home()))
                     h.upload(files)
                     return files.digests()
 
                 with report.stage("deploy", ", ".join(h.name for h in hosts)):
-                    if dplan.swarm:
-                        files = swarm_deploy.release_files(dplan, number, plan.images, source, env_secrets, meta,
-                                                           hosts[0].host.home())
-                        hosts[0].upload(files)
-                        swarm_go_live(ctx, hosts, record, files.digests(), plan.images, secrets)
-                        live.add(hosts[0].name)
-                    else:
-                        go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets)
-                        live.update(h.name for h in hosts)
+                    go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets)
+                    live.update(h.name for h in keepers)
             prune(ctx, hosts, dplan)
         finally:
             if workspace:
@@ -390,9 +385,15 @@ def already_live(plan: Plan, hosts: list[HostDeployer], secrets: Mapping[str, Se
 
 def go_live(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, record: Record, put_files: fleet.Prepare,
             images: dict[str, str], secrets: Mapping[str, Secret]) -> None:
-    """Prepare every host, switch them batch after batch (undone everywhere on any failure), retire the old."""
+    """Prepare every host, switch them batch after batch (undone everywhere on any failure), retire the old.
+    A swarm gets its release through the manager, which rolls the stack out on every node."""
+    login = registry_login(plan, secrets)
+    if plan.swarm:
+        deploy = swarm_deploy.SwarmDeploy(hosts, plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
+        swarm_deploy.go_live(deploy, record, put_files(hosts[0]), images, login)
+        return
     rollout = fleet.Rollout(hosts, plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
-    rollout.prepare(record, put_files, images, registry_login(plan, secrets))
+    rollout.prepare(record, put_files, images, login)
     rollout.switch(record.number)
     rollout.retire()
 
@@ -400,12 +401,6 @@ def go_live(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, record: R
 def recording(plan: DeployPlan, hosts: list[HostDeployer]) -> list[HostDeployer]:
     """The hosts whose ledgers record the release: every host, or a swarm's manager (`plan.ledger_targets`)."""
     return hosts[:len(plan.ledger_targets())]
-
-
-def swarm_go_live(ctx: Context, hosts: list[HostDeployer], record: Record, files: dict[str, str],
-                  images: dict[str, str], secrets: Mapping[str, Secret]) -> None:
-    deploy = swarm_deploy.SwarmDeploy(hosts, hosts[0].plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
-    swarm_deploy.go_live(deploy, record, files, images, registry_login(hosts[0].plan, secrets))
 
 
 def publish_only(ctx: Context, plan: Plan, only: set[str] | None) -> None:
@@ -464,19 +459,13 @@ def rollback(ctx: Context, plan: DeployPlan, target: int | None) -> int:
         with recorded(ctx, keepers, record) as live, report.stage("deploy", what):
             meta = {"app": plan.app, "sha": chosen.sha, "short_sha": chosen.short_sha, "ref": chosen.ref,
                     "source": record.source, "actor": actor, "created": ctx.now().isoformat(timespec="seconds")}
-            if plan.swarm:
-                own = swarm_deploy.rollback_files(hosts[0], chosen.number, record.number, chosen.images, meta)
-                hosts[0].copy_release(chosen.number, record.number, own)
-                swarm_go_live(ctx, hosts, record, {**chosen.files, **{k: b.digest for k, b in own.items()}},
-                              chosen.images, secrets)
-                live.add(hosts[0].name)
-            else:
-                def put_files(h: HostDeployer) -> dict[str, str]:
-                    own = own_files(plan, h.target, record.number, chosen.images, meta)
-                    h.copy_release(chosen.number, record.number, own)
-                    return {**chosen.files, **{k: b.digest for k, b in own.items()}}
+            def put_files(h: HostDeployer) -> dict[str, str]:
+                own = (swarm_deploy.rollback_files(h, chosen.number, record.number, chosen.images, meta) if plan.swarm
+                       else own_files(plan, h.target, record.number, chosen.images, meta))
+                h.copy_release(chosen.number, record.number, own)
+                return {**chosen.files, **{k: b.digest for k, b in own.items()}}
 
-                go_live(ctx, hosts, plan, record, put_files, chosen.images, secrets)
-                live.update(h.name for h in hosts)
+            go_live(ctx, hosts, plan, record, put_files, chosen.images, secrets)
+            live.update(h.name for h in keepers)
         prune(ctx, hosts, plan)
     return record.number
