@@ -90,9 +90,11 @@ def compose(project: str, files: Sequence[str], env_files: Sequence[str], projec
     return argv
 
 
-def image_tags(repository: str) -> list[str]:
-    """`repo:tag id` per image of a repository; a tag that moved on (a rebuild) leaves `repo:<none> id` behind."""
-    return ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", repository]
+def image_tags(repositories: Sequence[str]) -> list[str]:
+    """`repo:tag id` per image of these repositories (one listing: each costs the engine a walk over every
+    image); a tag that moved on (a rebuild) leaves `repo:<none> id` behind."""
+    return ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}",
+            *(f"--filter=reference={repo}" for repo in repositories)]
 
 
 def remove_images(refs: Sequence[str]) -> list[str]:
@@ -139,17 +141,12 @@ def service_containers(project: str, service: str, *, all_states: bool = False) 
     return argv + (["--all"] if all_states else ["--filter", "status=running"])
 
 
-def labelled_containers(project: str, service: str, label: str) -> list[str]:
-    """Every container of a Compose service, one line each: id, state and the value of `label`."""
+def labelled_containers(project: str, label: str) -> list[str]:
+    """Every container of a Compose project, one-offs (`compose run`) included, one line each: id, state, whether
+    it is a one-off (`True`/`False`), service and the value of `label` (last: it may be empty)."""
     return ["docker", "ps", "--all", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}",
-            "--filter", f"label=com.docker.compose.service={service}", "--filter", "label=com.docker.compose.oneoff=False",
-            "--format", f'{{{{.ID}}}} {{{{.State}}}} {{{{.Label "{label}"}}}}']
-
-
-def stopped_oneoffs(project: str) -> list[str]:
-    """One-off containers (`compose run`) of a project that are no longer running: left by a killed migration."""
-    return ["docker", "ps", "--all", "--quiet", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}",
-            "--filter", "label=com.docker.compose.oneoff=True", "--filter", "status=exited", "--filter", "status=created"]
+            "--format", f'{{{{.ID}}}} {{{{.State}}}} {{{{.Label "com.docker.compose.oneoff"}}}} '
+                        f'{{{{.Label "com.docker.compose.service"}}}} {{{{.Label "{label}"}}}}']
 
 
 def repo_digests(refs: Sequence[str]) -> list[str]:
@@ -161,8 +158,9 @@ def remove_container(name: str) -> list[str]:
     return ["docker", "rm", "--force", name]
 
 
-def inspect_networks(container: str) -> list[str]:
-    return ["docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", container]
+def inspect_networks(*containers: str) -> list[str]:
+    """One line per container, in the order given: its networks as JSON."""
+    return ["docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", *containers]
 
 
 def engine_platform() -> list[str]:

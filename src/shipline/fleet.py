@@ -75,9 +75,7 @@ class Rollout:
         def one(h: HostDeployer) -> None:
             live = h.live()
             self.previous[h.name] = live.number if live else None
-            files = put_files(h)
-            digests = h.pull(images, login)
-            states = h.service_states(record.number, files)
+            digests, files, states = h.prepare(record.number, put_files, images, login)
             h.pending = replace(record, digests=digests, files=files, services={s: st.as_dict() for s, st in states.items()})
             self.keep[h.name] = h.unchanged(states)
 

@@ -19,8 +19,10 @@ from .executors.base import Executor
 
 # `.State` plus the restart count: a crash loop under a restart policy never shows "exited" for long.
 INSPECT_FORMAT = '{"State": {{json .State}}, "RestartCount": {{.RestartCount}}}'
-# The effective health check (Compose's `healthcheck:` or the image's HEALTHCHECK) and the shell CMD-SHELL uses.
-PROBE_FORMAT = '{"Healthcheck": {{json .Config.Healthcheck}}, "Shell": {{json .Config.Shell}}}'
+# The same, with the effective health check (Compose's `healthcheck:` or the image's HEALTHCHECK) and the shell
+# CMD-SHELL uses: what a gate reads once, first.
+PROBE_FORMAT = ('{"State": {{json .State}}, "RestartCount": {{.RestartCount}}, '
+                '"Healthcheck": {{json .Config.Healthcheck}}, "Shell": {{json .Config.Shell}}}')
 DEFAULT_SHELL = ("/bin/sh", "-c")  # Docker's, when the image sets no SHELL
 PROBE_FIRST_INTERVAL = 0.2  # seconds between probes at first; they grow to PROBE_MAX_INTERVAL
 PROBE_MAX_INTERVAL = 1.0
@@ -76,7 +78,7 @@ def wait_healthy(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    interval: float = 0.25,
+    interval: float = 0.1,
     judge: Callable[[dict[str, Any]], tuple[str, str]] = container_verdict,
     goal: str = "become healthy",
 ) -> float:
@@ -185,11 +187,13 @@ def wait_ready(
         raise DeployFailed(f"{service}: no container was started")
     start = clock()
     probes: dict[str, tuple[list[str], float] | None] = {}
+    first: dict[str, tuple[str, str]] = {}  # the first verdicts, from the same inspection
     for cid in containers:
         try:
             info = _json(ex.query(inspect_probe(cid)))
         except StepFailed:
-            info = {}  # gone already: the verdict below says so
+            info = {}
+        first[cid] = container_verdict(info) if info else ("failed", "container is gone")
         check = info.get("Healthcheck") or None
         command = probe_command((check or {}).get("Test"), info.get("Shell"))
         probes[cid] = (command, probe_timeout(check)) if command else None
@@ -199,7 +203,7 @@ def wait_ready(
         for cid in containers:
             if cid in ready:
                 continue
-            verdict, reason = verdict_of(ex, cid)
+            verdict, reason = first.pop(cid) if cid in first else verdict_of(ex, cid)
             if verdict == "failed":
                 raise DeployFailed(f"{service} did not become healthy: {reason}")
             probe = probes[cid]

@@ -113,3 +113,24 @@ def test_a_refused_tunnel_is_an_error_and_not_a_line_on_stderr() -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert "cannot reach 127.0.0.1:1 through SSH" in proc.stdout, proc.stdout + proc.stderr
     assert proc.stderr == "", proc.stderr
+
+
+def test_appends_from_two_connections_are_never_interleaved() -> None:
+    """The ledger is appended to by whoever holds a host's lock and, when it finishes, by each deploy: records
+    written at the same time by two connections each arrive whole, at the end of the file."""
+    key = read_testenv()["SHIPLINE_HOST_KEY"]
+    first, second = connect(key), connect(key)
+    path = f"{first.query(['pwd']).strip()}/shipline-append-{uuid.uuid4().hex[:8]}.jsonl"
+    records = {ex: [f'{{"by": {n}, "i": {i}, "pad": "{"x" * (i * 97 % 3000)}"}}\n'.encode() for i in range(60)]
+               for n, ex in enumerate((first, second))}
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(lambda ex: [ex.append(path, r) for r in records[ex]], records, timeout=60))
+        lines = (first.read(path) or b"").splitlines(keepends=True)
+        assert sorted(lines) == sorted(r for rs in records.values() for r in rs)
+        for rs in records.values():  # each connection's records in the order it wrote them
+            assert [line for line in lines if line in rs] == rs
+    finally:
+        first.run(["rm", "-f", path])
+        first.close()
+        second.close()

@@ -39,6 +39,7 @@ class FakeExecutor:
         self.rules = list(rules)
         self.commands: list[list[str]] = []
         self.files: dict[str, tuple[bytes, int]] = {}
+        self.tmp_dirs: dict[str, str | None] = {}  # where put() wrote each file's temporary copy (None: beside it)
         self.connected = True
         self.reconnects = 0
         self.released = 0  # lock holders closed
@@ -71,10 +72,11 @@ class FakeExecutor:
             raise query_failed(argv, what, code, out)
         return out
 
-    def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
+    def put(self, path: str, data: bytes, mode: int = 0o644, tmp_dir: str | None = None) -> None:
         if not self.connected:
             raise ConnectionLost(f"the SSH connection to {self.name} has dropped")
         self.files[path] = (data, mode)
+        self.tmp_dirs[path] = tmp_dir
 
     def append(self, path: str, data: bytes) -> None:
         if not self.connected:
@@ -162,8 +164,8 @@ class FakeDockerHost(FakeExecutor):
                 return 0, ""
             return 0, ""
         if argv[:2] == ["docker", "ps"]:
-            if "label=com.docker.compose.oneoff=True" in argv:
-                return 0, ""
+            if not any(a.startswith("label=com.docker.compose.service=") for a in argv):  # the whole project
+                return 0, "".join(f"{c} running False {s} {r}\n" for c, (s, r) in self.containers.items())
             svc = next(a for a in argv if a.startswith("label=com.docker.compose.service=")).split("=", 2)[2]
             if "--format" in argv:
                 return 0, "".join(f"{c} running {self.containers[c][1]}\n" for c in self.ids(svc))
@@ -172,10 +174,11 @@ class FakeDockerHost(FakeExecutor):
             return 0, "".join(json.dumps([f"{ref.rsplit(':', 1)[0]}@sha256:{'d' * 64}"]) + "\n" for ref in argv[5:])
         if argv[:2] == ["docker", "inspect"]:
             cid = argv[-1]
-            if cid not in self.containers:
+            if any(c not in self.containers for c in argv[4:]):
                 return 1, "No such container"
             if "NetworkSettings" in argv[3]:
-                return 0, json.dumps({"app_web": {"IPAddress": f"10.0.0.{self.ip_suffix(cid)}"}})
+                return 0, "".join(json.dumps({"app_web": {"IPAddress": f"10.0.0.{self.ip_suffix(c)}"}}) + "\n"
+                                  for c in argv[4:])
             behaviour = self.health(*self.containers[cid])
             if behaviour.startswith("exit:"):
                 code = int(behaviour.split(":")[1])

@@ -8,17 +8,18 @@ import pytest
 from rich.console import Console
 
 from shipline import ledger
-from shipline.deployer import HostDeployer
+from shipline.deployer import MAKE_DIRS, HostDeployer
 from shipline.errors import ConnectionLost, DeployFailed
+from shipline.layout import HostLayout
 from shipline.ledger import Record
 from shipline.plan import Trigger, compile_plan
 from shipline.project import load_project
 from shipline.release_files import render
 from shipline.reporter import Reporter
 from shipline.strategies import RolloutHost
-from shipline.strategies.base import choose_endpoint
+from shipline.strategies.base import Container, choose_endpoint
 
-from .fakes import FakeDockerHost, FakeProxy
+from .fakes import FakeDockerHost, FakeExecutor, FakeProxy
 from .projects import PROXY, SHIPLINE, write_project
 
 TRIGGER = Trigger(ref="main", sha="a" * 40, short_sha="aaaaaaa")
@@ -77,7 +78,8 @@ def test_recreate_rolls_out_in_order_after_migrating_and_uploads_env_0600(tmp_pa
     assert ups(s.host) == [("db", "2"), ("backend", "2"), ("frontend", "2"), ("proxy", "2")]
     migrate = s.host.commands.index(s.host.ran("run", "--rm")[0])
     assert migrate < s.host.commands.index(s.host.ran("up", "backend")[0])
-    assert ["install", "-d", "-m", "0700", f"{APP}/releases/2"] in s.host.commands
+    mkdirs = s.host.ran("sh", MAKE_DIRS)
+    assert len(mkdirs) == 1 and mkdirs[0][4] == f"{APP}/releases/2", "the release directory is made 0700"
     env, mode = s.host.files[f"{APP}/releases/2/.env"]
     assert mode == 0o600 and b"SHIPLINE_PROXY_DIR=/home/deploy/.shipline/shop/proxy" in env
     up = s.host.ran("up", "backend")[0]
@@ -301,9 +303,7 @@ def test_prune_keeps_kept_releases_and_images(tmp_path: Path) -> None:
                       if a[:3] == ["docker", "image", "ls"] else None)
     s = Setup(tmp_path, host)
     s.deployer.prune({1, 2}, {"r/shop/backend:aaaaaaa"})
-    assert ["rm", "-rf", f"{APP}/releases/3"] in host.commands
-    assert ["rm", "-rf", f"{APP}/releases/7"] in host.commands
-    assert ["rm", "-rf", f"{APP}/releases/1"] not in host.commands
+    assert host.ran("rm", "-rf") == [["rm", "-rf", f"{APP}/releases/3", f"{APP}/releases/7"]]
     assert ["docker", "image", "rm", "r/shop/backend:old1", "id3"] in host.commands
 
 
@@ -382,9 +382,9 @@ def test_upload_makes_the_releases_directories_and_the_data_directories_first(tm
     (tmp_path / "nginx.conf").write_text("events {}\n")
     s = Setup(tmp_path, FakeDockerHost(), compose=COMPOSE_WITH_DATA)
     s.deployer.upload(s.files)
-    mkdirs = s.host.ran("mkdir", "-p")
-    assert f"{APP}/data/uploads" in mkdirs[0] and f"{APP}/data/acme.json" not in mkdirs[0]
-    assert [f"{APP}/releases/2/src"] == [d for d in mkdirs[1] if d.endswith("/src")]
+    [mkdirs] = s.host.ran("sh", MAKE_DIRS)
+    assert f"{APP}/data/uploads" in mkdirs and f"{APP}/data/acme.json" not in mkdirs
+    assert [f"{APP}/releases/2/src"] == [d for d in mkdirs if d.endswith("/src")]
     assert s.host.files[f"{APP}/releases/2/src/nginx.conf"] == (b"events {}\n", 0o644)
 
 
@@ -461,3 +461,19 @@ def test_unchanged_compares_with_the_live_release_and_what_really_runs(tmp_path:
     out = s.out.getvalue()
     assert "backend: image changed" in out and "db: unchanged (same image, definition and files as release 1)" in out
     assert "frontend: its running container is not the live release's" in out  # release 7 recorded no such state
+
+
+def test_one_docker_ps_finds_each_services_containers_and_the_stopped_one_offs() -> None:
+    listing = ("aaa running False backend 3\n"
+               "bbb exited False backend 4\n"
+               "ccc running False db \n"           # started by Compose itself: no release label
+               "ddd exited True backend \n"        # a killed migration's container
+               "eee created True backend \n"
+               "fff running True backend \n")      # a migration still running: not ours to remove
+    host = FakeExecutor([lambda argv: (0, listing) if argv[:2] == ["docker", "ps"] else None])
+    rollout = RolloutHost(host, "shop", HostLayout(".shipline", "shop"), None, Reporter(Console(file=StringIO())))
+    services, oneoffs = rollout.labelled()
+    assert services == {"backend": [Container("aaa", True, 3), Container("bbb", False, 4)],
+                        "db": [Container("ccc", True, None)]}
+    assert oneoffs == ["ddd", "eee"]
+    assert len(host.commands) == 1

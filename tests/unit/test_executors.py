@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from shipline.executors.base import collect
 from shipline.executors.local import LocalExecutor
@@ -79,3 +82,24 @@ def test_put_is_atomic_with_its_mode_and_append_adds(tmp_path: Path) -> None:
     ex.append(str(tmp_path / "ledger"), b"one\n")
     ex.append(str(tmp_path / "ledger"), b"two\n")
     assert (tmp_path / "ledger").read_bytes() == b"one\ntwo\n"
+
+
+def test_put_can_write_its_temporary_file_outside_a_watched_directory(tmp_path: Path) -> None:
+    """Traefik reloads on every event in its directory: the temporary file goes to the parent, and only the
+    finished file's rename happens inside."""
+    watched = tmp_path / "proxy"
+    watched.mkdir()
+    seen: list[str] = []
+    real_replace = os.replace
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        seen.append(str(src))
+        real_replace(src, dst)
+
+    ex = LocalExecutor()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("shipline.executors.local.os.replace", replace)
+        ex.put(str(watched / "shop-backend.yml"), b"http: {}\n", tmp_dir=str(tmp_path))
+    assert seen == [str(tmp_path / ".shop-backend.yml.shipline-tmp")]
+    assert [p.name for p in watched.iterdir()] == ["shop-backend.yml"]
+    assert (watched / "shop-backend.yml").read_bytes() == b"http: {}\n"

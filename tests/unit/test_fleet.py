@@ -72,12 +72,10 @@ class Host:
     def live(self) -> None:
         return None
 
-    def pull(self, images: dict[str, str], login: object) -> dict[str, str]:
+    def prepare(self, number: int, put_files: object, images: dict[str, str], login: object
+                ) -> tuple[dict[str, str], dict[str, str], dict[str, object]]:
         self.log.append(f"pull {self.name}")
-        return {}
-
-    def service_states(self, number: int, files: dict[str, str]) -> dict[str, object]:
-        return {}
+        return {}, {}, {}
 
     def unchanged(self, states: dict[str, object]) -> set[str]:
         return set()

@@ -58,6 +58,8 @@ def test_traefik_switch_writes_then_renames_then_confirms(monkeypatch: pytest.Mo
     TraefikDriver(ex, PROXY, "shop", "/home/deploy/.shipline/shop/proxy").switch("backend", ["10.0.0.5:8000"])
     written = ex.files["/home/deploy/.shipline/shop/proxy/shop-backend.yml"][0]  # put() writes aside and renames
     assert b"http://10.0.0.5:8000" in written
+    # ...aside, outside the watched directory: Traefik sees only the finished file (one reload, not two)
+    assert ex.tmp_dirs["/home/deploy/.shipline/shop/proxy/shop-backend.yml"] == "/home/deploy/.shipline/shop"
     driver = TraefikDriver(ex, PROXY, "shop", "/home/deploy/.shipline/shop/proxy")
     assert driver.routed("backend") == ["10.0.0.5:8000"] and driver.routed("frontend") is None
 

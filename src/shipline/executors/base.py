@@ -106,8 +106,11 @@ class Executor(Protocol):
         """
         ...
 
-    def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        """Write a file atomically (a temporary file renamed over it) with `mode` from its creation on."""
+    def put(self, path: str, data: bytes, mode: int = 0o644, tmp_dir: str | None = None) -> None:
+        """Write a file atomically (a temporary file renamed over it) with `mode` from its creation on.
+
+        `tmp_dir` (same filesystem) holds the temporary file instead of the target's directory: a watcher of
+        that directory (Traefik's file provider) then sees one event, the finished file, not three."""
         ...
 
     def append(self, path: str, data: bytes) -> None: ...

@@ -127,10 +127,10 @@ class LocalExecutor:
             raise query_failed(argv, what, proc.returncode, self._mask(proc.stderr.decode("utf-8", "replace")))
         return proc.stdout.decode("utf-8", "replace")
 
-    def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
+    def put(self, path: str, data: bytes, mode: int = 0o644, tmp_dir: str | None = None) -> None:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.shipline-tmp")
+        tmp = (Path(tmp_dir) if tmp_dir else target.parent) / f".{target.name}.shipline-tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)  # O_CREAT's mode does not apply to a file left by an earlier attempt

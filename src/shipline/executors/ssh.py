@@ -26,7 +26,6 @@ from ..hostkeys import PublicKey, changed_key_message, matches, unknown_key_mess
 from ..secrets import Masker
 from .base import CommandResult, LineSink, collect, ended, query_failed
 
-APPEND = 'cat >> "$1"'  # O_APPEND: one write per record, never interleaved with another appender's
 POLL = 0.25  # reads wait at most this long before looking at the cancel flag
 
 # paramiko logs refused tunnels ("Secsh channel 12 open FAILED") at ERROR; with no handler configured, Python
@@ -261,9 +260,9 @@ class SSHExecutor:
             self._sftp = self._client.open_sftp()
         return self._sftp
 
-    def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
+    def put(self, path: str, data: bytes, mode: int = 0o644, tmp_dir: str | None = None) -> None:
         directory, name = posixpath.split(path)
-        tmp = posixpath.join(directory, f".{name}.shipline-tmp")
+        tmp = posixpath.join(tmp_dir or directory, f".{name}.shipline-tmp")
         with self._guard(f"uploading {path}"), self._sftp_lock:
             sftp = self._sftp_client()
             # OPEN carries the mode, so the file has it from creation on (paramiko's open() sends none).
@@ -279,7 +278,10 @@ class SSHExecutor:
             sftp.posix_rename(tmp, path)
 
     def append(self, path: str, data: bytes) -> None:
-        self.run(["sh", "-c", APPEND, "append", path], stdin=data).check(f"append to {path}")
+        """Through SFTP with O_APPEND (SSH_FXF_APPEND): each write lands at the end, never interleaved with another
+        appender's, and costs no command on the host (a `cat >>` did: 0.09 s per ledger record)."""
+        with self._guard(f"appending to {path}"), self._sftp_lock, self._sftp_client().open(path, "ab") as f:
+            f.write(data)
 
     def read(self, path: str) -> bytes | None:
         with self._guard(f"reading {path}"), self._sftp_lock:

@@ -89,12 +89,20 @@ class RolloutHost:
         return self.ex.query(dc.service_containers(self.app, service, all_states=all_states),
                              f"list {service} containers").split()
 
-    def labelled(self, service: str) -> list[Container]:
-        found = []
-        for line in self.ex.query(dc.labelled_containers(self.app, service, RELEASE_LABEL), f"list {service} containers").splitlines():
-            cid, state, *label = line.split()
-            found.append(Container(cid, state == "running", int(label[0]) if label and label[0].isdigit() else None))
-        return found
+    def labelled(self) -> tuple[dict[str, list[Container]], list[str]]:
+        """Every service's containers, and the one-offs (`compose run`) that are no longer running (left by a
+        killed migration): one `docker ps` for what healing needs to look at."""
+        services: dict[str, list[Container]] = {}
+        stopped_oneoffs = []
+        for line in self.ex.query(dc.labelled_containers(self.app, RELEASE_LABEL), "list the project's containers").splitlines():
+            cid, state, oneoff, service, label = [*line.split(), "", "", "", ""][:5]
+            if oneoff == "True":
+                if state in ("exited", "created"):
+                    stopped_oneoffs.append(cid)
+            elif cid:
+                release = int(label) if label.isdigit() else None
+                services.setdefault(service, []).append(Container(cid, state == "running", release))
+        return services, stopped_oneoffs
 
     def proxy_driver(self) -> ProxyDriver:
         assert self.proxy is not None
@@ -115,27 +123,38 @@ class RolloutHost:
         return step.port is not None and self.proxy is not None
 
     def endpoints(self, containers: Sequence[str], port: int) -> list[str]:
+        """host:port of each container on a network it shares with the proxy (one `docker inspect` for all)."""
         assert self.proxy is not None
+        proxy: list[str] = []
         if self._proxy_networks is None:
-            proxies = self.containers(self.proxy.service)
-            if not proxies:
+            proxy = self.containers(self.proxy.service)[:1]
+            if not proxy:
                 raise DeployFailed(f"{self.ex.name}: the proxy service {self.proxy.service!r} is not running")
-            self._proxy_networks = set(self.networks(proxies[0]))
+        networks = self.networks([*proxy, *containers])
+        if proxy:
+            self._proxy_networks = set(networks[0])
+        assert self._proxy_networks is not None
         found = []
-        for cid in containers:
-            endpoint = choose_endpoint(self.networks(cid), self._proxy_networks, port)
+        for cid, nets in zip(containers, networks[len(proxy):], strict=True):
+            endpoint = choose_endpoint(nets, self._proxy_networks, port)
             if endpoint is None:
                 raise DeployFailed(f"{self.ex.name}: container {cid[:12]} shares no network with the proxy; "
                                    f"put it on one of {', '.join(sorted(self._proxy_networks))}")
             found.append(endpoint)
         return found
 
-    def networks(self, cid: str) -> dict[str, dict[str, str]]:
+    def networks(self, containers: Sequence[str]) -> list[dict[str, dict[str, str]]]:
+        """Each container's networks, in the order given."""
+        if not containers:
+            return []
+        lines = self.ex.query(dc.inspect_networks(*containers), "inspect networks").splitlines()
         try:
-            data = json.loads(self.ex.query(dc.inspect_networks(cid), "inspect networks"))
+            data = [json.loads(line) for line in lines if line.strip()]
         except ValueError:
-            raise DeployFailed(f"{self.ex.name}: docker inspect of {cid[:12]} did not print JSON") from None
-        return data if isinstance(data, dict) else {}
+            raise DeployFailed(f"{self.ex.name}: docker inspect of {containers[0][:12]} did not print JSON") from None
+        if len(data) != len(containers):
+            raise DeployFailed(f"{self.ex.name}: docker inspect printed {len(data)} answers for {len(containers)} containers")
+        return [d if isinstance(d, dict) else {} for d in data]
 
     def wait_healthy(self, containers: Sequence[str], service: str, timeout: float) -> float:
         """Docker's own verdict (its health check at its interval): what must agree before old containers go."""

@@ -25,9 +25,8 @@ class SideBySide:
         host.report.info(f"{name}: {svc} healthy after {waited:.1f}s (its own check passed)")
         if host.routed(step):
             assert step.port is not None
-            if applied.old:
-                applied.old_endpoints = host.endpoints(applied.old, step.port)
-            new_endpoints = host.endpoints(applied.new, step.port)
+            found = host.endpoints([*applied.old, *applied.new], step.port)
+            applied.old_endpoints, new_endpoints = found[:len(applied.old)], found[len(applied.old):]
             applied.switched = True  # before: a switch cut short may have reached the proxy, so undo switches back
             took = host.switch(svc, new_endpoints)
             applied.switched_at = host.clock()
