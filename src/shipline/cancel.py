@@ -27,11 +27,23 @@ class Cancel:
         self._event = threading.Event()
         self._reason = ""
         self._shields = 0
+        self._children: list[Cancel] = []
 
     def request(self, reason: str) -> None:
         if not self._event.is_set():
             self._reason = reason
             self._event.set()
+        for child in self._children:
+            child.request(reason)
+
+    def child(self) -> Cancel:
+        """A flag for part of the run (the local build and tests) that can be cancelled alone, and is cancelled
+        whenever this one is."""
+        child = Cancel()
+        self._children.append(child)
+        if self.requested:
+            child.request(self._reason)
+        return child
 
     @property
     def requested(self) -> bool:

@@ -54,6 +54,7 @@ class HostDeployer:
         self._running: dict[str, list[tuple[str, str]]] | None = None  # service -> (container, release label)
         self._running_images: dict[str, str] = {}  # container -> image ID
         self._engine_networks: set[str] | None = None
+        self._staged: tuple[int, dict[str, str], dict[str, Any]] | None = None  # release, file digests, resolved project
         self.undone = False  # the touched services were put back (by this host's failure or the fleet's)
         self.pending: Record | None = None  # this release as the host will record it (with digests) at the end
 
@@ -188,18 +189,31 @@ class HostDeployer:
 
     def pull(self, images: dict[str, str], login: tuple[tuple[str, ...], Secret] | None) -> dict[str, str]:
         """Pull every image; return the digest each tag had when pulled (what the host will run)."""
+        self.fetch(images, login)
+        return self.digests(images)
+
+    def fetch(self, images: dict[str, str], login: tuple[tuple[str, ...], Secret] | None) -> None:
+        """Pull the images the host does not have, all at once (a tag is immutable here, one commit, one image,
+        so a present one needs no pull)."""
         if not images:
-            return {}
+            return
         present = self.image_ids(images.values())
         missing = [ref for ref in dict.fromkeys(images.values()) if ref not in present]
         if missing and login:
             argv, password = login
             self.host.run(argv, "registry login", stdin=password.reveal().encode())
-        for ref in missing:  # a tag is immutable here (one commit, one image), so a present one needs no pull
-            self.check_lock()
-            self.host.run(dc.pull(ref), f"pull {ref}")
+        self.check_lock()
+        with ThreadPoolExecutor(max_workers=max(1, len(missing))) as pool:
+            pulls = [pool.submit(self.host.run, dc.pull(ref), f"pull {ref}") for ref in missing]
+        for done in pulls:
+            done.result()
         already = f", {len(images) - len(missing)} already on the host" if len(missing) < len(images) else ""
         self.report.info(f"{self.name}: pulled {len(missing)} image(s){already}")
+
+    def digests(self, images: dict[str, str]) -> dict[str, str]:
+        """service -> the digest its image's tag had when the host pulled it (what the host runs)."""
+        if not images:
+            return {}
         lines = self.ex.query(dc.repo_digests(list(images.values())), "read image digests").splitlines()
         digests = {}
         for (svc, ref), line in zip(images.items(), lines, strict=False):
@@ -227,23 +241,39 @@ class HostDeployer:
             by_tag |= {t: image_id for t in names if isinstance(t, str)}
         return {ref: by_tag[full] for ref in wanted if (full := ref if ":" in ref.rsplit("/", 1)[-1] else f"{ref}:latest") in by_tag}
 
-    def prepare(self, number: int, put_files: Callable[[HostDeployer], dict[str, str]], images: dict[str, str],
-                login: tuple[tuple[str, ...], Secret] | None) -> tuple[dict[str, str], dict[str, str], dict[str, ServiceState]]:
-        """The release's files uploaded and its Compose project resolved, its images pulled, and what runs now
-        read, at the same time (each is a few round trips; one after another they took 0.75 s). Returns the
-        image digests, the files' digests and each service's state (`service_states`)."""
+    def stage(self, number: int, put_files: Callable[[HostDeployer], dict[str, str]]) -> None:
+        """What needs no image yet, done while the images are still being built and tested: the release's files
+        uploaded and its Compose project resolved, and what runs now read, at the same time."""
         def upload_and_resolve() -> tuple[dict[str, str], dict[str, Any]]:
             files = put_files(self)
             return files, self.resolve(number)
 
-        with ThreadPoolExecutor(max_workers=3) as pool:
+        with ThreadPoolExecutor(max_workers=2) as pool:
             resolved = pool.submit(upload_and_resolve)
-            pulled = pool.submit(self.pull, images, login)
             running = pool.submit(self.read_running)
-        files, config = resolved.result()
-        digests = pulled.result()
         running.result()
-        return digests, files, self.service_states(number, config, files)
+        self._staged = (number, *resolved.result())
+
+    def prepare(self, number: int, put_files: Callable[[HostDeployer], dict[str, str]], images: dict[str, str],
+                login: tuple[tuple[str, ...], Secret] | None) -> tuple[dict[str, str], dict[str, str], dict[str, ServiceState]]:
+        """Staged (`stage`, unless that was done already) and the images pulled, at the same time: each is a few
+        round trips, and one after another they took 0.75 s. Returns the image digests, the files' digests and
+        each service's state (`service_states`)."""
+        if self._staged is None or self._staged[0] != number:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                staged = pool.submit(self.stage, number, put_files)
+                fetched = pool.submit(self.fetch, images, login)
+            staged.result()
+            fetched.result()
+        else:
+            self.fetch(images, login)
+        assert self._staged is not None
+        _, files, config = self._staged
+        self._staged = None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digests = pool.submit(self.digests, images)
+            states = self.service_states(number, config, files)
+        return digests.result(), files, states
 
     def resolve(self, number: int) -> dict[str, Any]:
         """Release `number`'s Compose project as Compose resolves it (`docker compose config`)."""

@@ -7,7 +7,7 @@ seconds of watching before the next). Migrations run once, on one host, before a
 anywhere. Old containers stay until every batch is live, so a failure on any host is undone everywhere by
 switching back: the fleet never ends up split across two releases. Only then are the old ones retired.
 
-The caller holds every host's lock throughout (pipeline.locked_hosts).
+The caller holds every host's lock throughout (pipeline.holding_locks).
 """
 
 from __future__ import annotations
@@ -67,6 +67,18 @@ class Rollout:
         self.keep: dict[str, set[str]] = {}  # per host: the services unchanged since the live release
         self.switched: list[HostDeployer] = []
 
+    def stage(self, record: Record, put_files: Prepare) -> None:
+        """What needs no image yet, on every host in parallel, while the images are built and tested."""
+        self._raise(each(self.hosts, lambda h: h.stage(record.number, put_files)), "Staging the release")
+
+    def _raise(self, results: Sequence[tuple[HostDeployer, object, BaseException | None]], what: str) -> None:
+        error = first_error(results)
+        if error is not None:
+            failed = [h.name for h, _, e in results if e is not None]
+            if isinstance(error, ShiplineError) and len(self.hosts) > 1:
+                raise type(error)(f"{error.message} {what} failed on {', '.join(failed)}; no host switched.") from None
+            raise error
+
     def prepare(self, record: Record, put_files: Prepare, images: dict[str, str],
                 login: tuple[tuple[str, ...], Secret] | None) -> None:
         """Upload and pull on every host in parallel; nothing switches yet."""
@@ -79,13 +91,7 @@ class Rollout:
             h.pending = replace(record, digests=digests, files=files, services={s: st.as_dict() for s, st in states.items()})
             self.keep[h.name] = h.unchanged(states)
 
-        results = each(self.hosts, one)
-        error = first_error(results)
-        if error is not None:
-            failed = [h.name for h, _, e in results if e is not None]
-            if isinstance(error, ShiplineError) and len(self.hosts) > 1:
-                raise type(error)(f"{error.message} Preparing failed on {', '.join(failed)}; no host switched.") from None
-            raise error
+        self._raise(each(self.hosts, one), "Preparing")
         if len(self.hosts) > 1:
             self.report.info(f"{len(self.hosts)} hosts prepared in parallel in {time.monotonic() - start:.1f}s")
 

@@ -1,4 +1,5 @@
-"""The pipeline: connect -> lock -> checkout -> build -> test -> publish -> deploy, each stage timed and recorded.
+"""The pipeline: connect -> (lock and stage the release on the hosts | checkout, build, test) -> publish -> deploy,
+each stage timed and recorded.
 
 It reads only the compiled plan. The hosts are the source of truth: under every host's deploy lock the
 release number is allocated from their ledgers, leftovers of interrupted deploys are repaired, and the
@@ -10,10 +11,11 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,12 +137,13 @@ def build_images(ctx: Context, plan: Plan, workspace: Path, only: set[str] | Non
     if leaks:
         raise ConfigError(leaks)
     reuse.check_cache_builder(ctx.local, plan)
+    sinks = {b.service: ctx.report.sink(f"build {b.service}") for b in builds}  # this thread's stage, not another's
 
     def one(step: BuildStep) -> tuple[str, float, str | None]:
         start = datetime.now(UTC)
         env = {**ctx.env, **{n: (secrets or {})[n].reveal() for n in step.secrets}}
-        local = LocalExecutor(ctx.masker, env) if step.secrets else ctx.local
-        res = local.run(step.argv, cwd=str(workspace), on_line=ctx.report.sink(f"build {step.service}"))
+        local = LocalExecutor(ctx.masker, env, cancel=ctx.cancel) if step.secrets else ctx.local
+        res = local.run(step.argv, cwd=str(workspace), on_line=sinks[step.service])
         took = (datetime.now(UTC) - start).total_seconds()
         ctx.report.info(f"{step.service}: {'built ' + step.ref if res.ok else 'FAILED'} in {took:.1f}s")
         return step.service, took, None if res.ok else res.tail()
@@ -242,12 +245,19 @@ def connected(ctx: Context, plan: DeployPlan) -> Iterator[list[HostDeployer]]:
 @contextmanager
 def locked_hosts(ctx: Context, plan: DeployPlan, commit: str) -> Iterator[list[HostDeployer]]:
     """Every host connected, locked (timed as the `lock` stage) and its ledger read; unlocked and closed at the end."""
-    with connected(ctx, plan) as hosts, ExitStack() as stack:
+    with connected(ctx, plan) as hosts, holding_locks(ctx, hosts, commit):
+        yield hosts
+
+
+@contextmanager
+def holding_locks(ctx: Context, hosts: list[HostDeployer], commit: str) -> Iterator[None]:
+    """Every host locked and its ledger read (timed as the `lock` stage); unlocked at the end."""
+    with ExitStack() as stack:
         with ctx.report.stage("lock", "every host's deploy lock and ledger"):
             stack.enter_context(locked(hosts, holder(), commit))
             for h in hosts:
                 h.read_ledger()
-        yield hosts
+        yield
 
 
 def begin(ctx: Context, hosts: list[HostDeployer], start: Callable[[int], Record]) -> Record:
@@ -309,18 +319,96 @@ def prune(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan) -> None:
             ctx.report.warn(f"{h.name}: pruning failed ({exc.message}); the next deploy prunes again")
 
 
+class LocalWork:
+    """Checkout, build and test of the commit, in a thread of their own while the hosts are locked and the release
+    staged on them: a deploy waits for the slower of the two, not for both.
+
+    The test step waits until the hosts have said the commit is not already live; `stop` ends the work early
+    (its running command killed) when the deploy has no use for it any more.
+    """
+
+    def __init__(self, ctx: Context, plan: Plan, secrets: Mapping[str, Secret], build: bool) -> None:
+        self.cancel = ctx.cancel.child()
+        self.ctx, self.plan, self.secrets, self.build = replace(ctx, cancel=self.cancel), plan, secrets, build
+        self.workspace: Path | None = None
+        self._checked_out = threading.Event()
+        self._go = threading.Event()
+        self._wanted = True
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local")
+        self._done: Future[None] | None = None
+
+    def start(self) -> None:
+        self._done = self._pool.submit(self._run)
+
+    def _run(self) -> None:
+        ctx, plan = self.ctx, self.plan
+        try:
+            with ctx.report.stage("checkout", plan.trigger.sha):
+                self.workspace = checkout(ctx, plan)
+        finally:
+            self._checked_out.set()
+        if not self.build:
+            return
+        with ctx.report.stage("build", ", ".join(plan.images)):
+            report_sources(ctx, plan)
+            build_images(ctx, plan, workspace=self.workspace, secrets=self.secrets)
+        while not self._go.wait(0.05):
+            self.cancel.check()
+        if self._wanted:
+            with ctx.report.stage("test", f"{len(plan.tests)} step(s)"):
+                run_tests(ctx, plan, self.workspace)
+
+    def tests_may_run(self) -> None:
+        self._go.set()
+
+    def checked_out(self) -> Path:
+        """The workspace, once the checkout is done; raises what stopped it."""
+        self._checked_out.wait()
+        if self.workspace is None:
+            self.result()
+            raise StepFailed("the checkout failed")  # result() raised already; this is for mypy's sake
+        return self.workspace
+
+    def result(self) -> None:
+        """Wait for the build and tests; raise what failed."""
+        assert self._done is not None
+        self._done.result()
+
+    def stop(self) -> None:
+        """No longer needed (already live, or the deploy failed): kill what runs, wait, remove the workspace."""
+        if self._done is not None and not self._done.done():
+            self._wanted = False
+            self._go.set()
+            if self.build and self.plan.builds and not self._done.done():  # with nothing to build, it ends by itself
+                self.cancel.request("the deploy no longer needs this build")
+            with suppress(BaseException):  # its error, if any, is not the deploy's
+                self._done.result()
+        self._pool.shutdown(wait=True)
+        if self.workspace:
+            shutil.rmtree(self.workspace, ignore_errors=True)
+
+
 def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
-    """The whole pipeline for one commit. Returns the release number; raises on failure (recorded)."""
+    """The whole pipeline for one commit. Returns the release number; raises on failure (recorded).
+
+    Every host is connected (and its key checked) first: a wrong key costs no build. Then the checkout, build and
+    test run locally (`LocalWork`) while the hosts are locked, checked for "already live" and given the release's
+    files; publishing waits for both.
+    """
     secrets = load_secrets(ctx, plan.deploy)
     report, t, dplan = ctx.report, plan.trigger, plan.deploy
-    workspace: Path | None = None
-    with locked_hosts(ctx, dplan, t.short_sha) as hosts:
+    work = LocalWork(ctx, plan, secrets, build)
+    with connected(ctx, dplan) as hosts, ExitStack() as stack:
+        work.start()
+        stack.callback(work.stop)
+        stack.enter_context(holding_locks(ctx, hosts, t.short_sha))
         live_already = None if dplan.swarm else already_live(plan, hosts, secrets)
         if live_already is not None:
             report.info(f"{t.short_sha} is already live (release {live_already.number}) on "
                         f"{', '.join(h.name for h in hosts)}: same commit, files and images, every service running; "
                         "nothing was built or restarted")
             return live_already.number
+        work.tests_may_run()
         keepers = recording(dplan, hosts)
         record = begin(ctx, keepers, lambda n: Record(
             number=n, app=plan.app, sha=t.sha, short_sha=t.short_sha, ref=t.ref, source=t.source, actor=t.actor,
@@ -328,36 +416,30 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
             hosts=[h.target.host.address for h in hosts]))
         number = record.number
         report.info(f"release {number}: {plan.app} at {t.short_sha} ({t.ref})")
-        try:
-            with recorded(ctx, keepers, record) as live:
-                with report.stage("checkout", t.sha):
-                    workspace = checkout(ctx, plan)
-                if build:
-                    with report.stage("build", ", ".join(plan.images)):
-                        report_sources(ctx, plan)
-                        build_images(ctx, plan, workspace, secrets=secrets)
-                    with report.stage("test", f"{len(plan.tests)} step(s)"):
-                        run_tests(ctx, plan, workspace)
-                    with report.stage("publish", dplan.registry.url):
-                        publish(ctx, plan, secrets)
-                source = {path: (workspace / path).read_bytes() for path, _ in dplan.uploads}
-                env_secrets = {k: v.reveal() for k, v in secrets.items() if k in dplan.secrets}
-                meta = {"app": plan.app, "sha": t.sha, "short_sha": t.short_sha, "ref": t.ref, "source": t.source,
-                        "actor": t.actor, "created": ctx.now().isoformat(timespec="seconds")}
-                def put_files(h: HostDeployer) -> dict[str, str]:
-                    files = (swarm_deploy.release_files(dplan, number, plan.images, source, env_secrets, meta,
-                                                        h.host.home()) if dplan.swarm else
-                             render(dplan, h.target, number, plan.images, source, env_secrets, meta, h.host.home()))
-                    h.upload(files)
-                    return files.digests()
+        with recorded(ctx, keepers, record) as live:
+            workspace = work.checked_out()
+            source = {path: (workspace / path).read_bytes() for path, _ in dplan.uploads}
+            env_secrets = {k: v.reveal() for k, v in secrets.items() if k in dplan.secrets}
+            meta = {"app": plan.app, "sha": t.sha, "short_sha": t.short_sha, "ref": t.ref, "source": t.source,
+                    "actor": t.actor, "created": ctx.now().isoformat(timespec="seconds")}
 
-                with report.stage("deploy", ", ".join(h.name for h in hosts)):
-                    go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets)
-                    live.update(h.name for h in keepers)
-            prune(ctx, hosts, dplan)
-        finally:
-            if workspace:
-                shutil.rmtree(workspace, ignore_errors=True)
+            def put_files(h: HostDeployer) -> dict[str, str]:
+                files = (swarm_deploy.release_files(dplan, number, plan.images, source, env_secrets, meta,
+                                                    h.host.home()) if dplan.swarm else
+                         render(dplan, h.target, number, plan.images, source, env_secrets, meta, h.host.home()))
+                h.upload(files)
+                return files.digests()
+
+            if not dplan.swarm:
+                fleet.Rollout(hosts, dplan, report, cancel=ctx.cancel, sleep=ctx.sleep).stage(record, put_files)
+            work.result()
+            if build:
+                with report.stage("publish", dplan.registry.url):
+                    publish(ctx, plan, secrets)
+            with report.stage("deploy", ", ".join(h.name for h in hosts)):
+                go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets)
+                live.update(h.name for h in keepers)
+        prune(ctx, hosts, dplan)
     report.info(f"release {number} ({t.short_sha}) is live; stages: "
                 + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
     return number

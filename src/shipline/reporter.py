@@ -98,6 +98,9 @@ class Reporter:
         self._lock = threading.RLock()
         self._stages: list[Stage] = []
         self._live: Live | None = None
+        # Stages may run at the same time (the local build beside the hosts' lock): a thread's output goes to
+        # the stage it started, else to the newest.
+        self._threads = threading.local()
 
     # -- what the pipeline and the deployer call ---------------------------------------------------------
 
@@ -106,6 +109,8 @@ class Reporter:
         stage = Stage(name, self.mask(what), self._clock())
         with self._lock:
             self._stages.append(stage)
+        own = self._own()
+        own.append(stage)
         if self.live:
             self._start_live()
         else:
@@ -115,14 +120,24 @@ class Reporter:
         except BaseException as exc:
             self._finish(stage, ok=False, interrupted=isinstance(exc, KeyboardInterrupt))
             raise
+        finally:
+            own.remove(stage)
         self._finish(stage, ok=True)
+
+    def _own(self) -> list[Stage]:
+        """The stages this thread started and has not finished."""
+        own: list[Stage] | None = getattr(self._threads, "stages", None)
+        if own is None:
+            own = self._threads.stages = []
+        return own
 
     def sink(self, prefix: str) -> Sink:
         """Where a command's output goes: the task `prefix` of the running stage (created on first use)."""
+        own = self._own()
         with self._lock:
             if not self._stages:
                 return Sink(self, None, prefix)
-            stage = self._stages[-1]
+            stage = own[-1] if own else self._stages[-1]
             task = stage.tasks.get(prefix)
             new = task is None
             if task is None:

@@ -20,6 +20,21 @@ def test_a_request_is_raised_where_it_is_checked() -> None:
         cancel.check()
 
 
+def test_a_child_is_cancelled_alone_or_with_its_parent() -> None:
+    run = Cancel()
+    local = run.child()
+    local.request("the hosts said: already live")
+    run.check()  # the run goes on
+    with pytest.raises(KeyboardInterrupt, match="already live"):
+        local.check()
+    other = run.child()
+    run.request("interrupted by SIGINT")
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        other.check()
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        run.child().check()  # made after the request: cancelled from the start
+
+
 def test_a_shield_defers_it_to_its_end() -> None:
     cancel = Cancel()
     done = []

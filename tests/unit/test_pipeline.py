@@ -1,3 +1,6 @@
+import threading
+import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
@@ -133,3 +136,72 @@ def test_already_live_needs_the_same_commit_files_images_and_every_service_runni
     h.ledger = [live]
     host.rules.insert(0, lambda a: (0, "c0 proxy \nc1 db \n") if a[:2] == ["docker", "ps"] and "--format" in a else None)
     assert pipeline.already_live(plan, [h], secrets) is None, "a service that is not running needs a deploy"
+
+
+class Steps:
+    """checkout, build_images and run_tests of `pipeline`, replaced: each logs, a build can be held running."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        self.log: list[str] = []
+        self.building = threading.Event()
+        self.hold_build = False
+
+        def checkout(ctx: pipeline.Context, plan: object) -> Path:
+            self.log.append("checkout")
+            return tmp_path
+
+        def build_images(ctx: pipeline.Context, plan: object, workspace: Path, **kw: object) -> None:
+            self.log.append("build")
+            self.building.set()
+            while self.hold_build:
+                ctx.cancel.sleep(0.01)  # a build command, killed when its run is cancelled
+
+        monkeypatch.setattr(pipeline, "checkout", checkout)
+        monkeypatch.setattr(pipeline, "build_images", build_images)
+        monkeypatch.setattr(pipeline, "run_tests", lambda ctx, plan, workspace: self.log.append("test"))
+
+
+def local_work(tmp_path: Path, *, builds: bool = True) -> pipeline.LocalWork:
+    project = load_project(write_project(tmp_path / "p"), env={})
+    plan = compile_plan(project, Trigger("main", "b" * 40, "bbbbbbb"), datetime.now(UTC))
+    if not builds:
+        plan = replace(plan, builds=())
+    ctx = pipeline.Context(env={}, report=Reporter(Console(file=StringIO())), connect=lambda i, t: FakeDockerHost())
+    return pipeline.LocalWork(ctx, plan, {}, build=True)
+
+
+def test_local_work_builds_at_once_but_tests_only_once_the_hosts_said_go(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    steps = Steps(monkeypatch, tmp_path)
+    work = local_work(tmp_path)
+    work.start()
+    assert work.checked_out() == tmp_path
+    steps.building.wait(5)
+    time.sleep(0.2)
+    assert steps.log == ["checkout", "build"], "no test before the hosts said the commit is not live"
+    work.tests_may_run()
+    work.result()
+    assert steps.log == ["checkout", "build", "test"]
+    work.stop()
+
+
+def test_stopping_local_work_kills_a_running_build_and_runs_no_test(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    steps = Steps(monkeypatch, tmp_path)
+    steps.hold_build = True
+    work = local_work(tmp_path)
+    work.start()
+    assert steps.building.wait(5)
+    work.stop()  # the deploy failed (or the commit is live already) while building
+    assert steps.log == ["checkout", "build"]
+    assert work.cancel.requested
+
+
+def test_already_live_ends_local_work_with_nothing_to_build_without_cancelling(monkeypatch: pytest.MonkeyPatch,
+                                                                               tmp_path: Path) -> None:
+    steps = Steps(monkeypatch, tmp_path)
+    work = local_work(tmp_path, builds=False)
+    work.start()
+    steps.building.wait(5)
+    work.stop()
+    assert steps.log == ["checkout", "build"] and not work.cancel.requested

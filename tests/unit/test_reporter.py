@@ -83,6 +83,36 @@ def test_a_failed_command_prints_its_whole_output_and_only_its_own() -> None:
     assert "    build backend failed" in text and "    build frontend ok" in text
 
 
+def test_stages_running_at_once_keep_their_own_tasks() -> None:
+    """The local build runs beside the hosts' lock stage: each thread's output goes to the stage it started."""
+    report, out = plain()
+    locking, built = threading.Event(), threading.Event()
+
+    def build() -> None:
+        with report.stage("build"):
+            locking.wait()
+            sink = report.sink("build backend")  # made after the other thread's stage began
+            sink("step 1")
+            sink.end(0)
+            built.set()
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    with report.stage("lock"):
+        locking.set()
+        built.wait()
+        sink = report.sink("deploy@host")
+        sink("waiting")
+        sink.end(0)
+    thread.join()
+    lines = out.getvalue().splitlines()
+    lock_ok = next(i for i, line in enumerate(lines) if " ok  lock in " in line)
+    build_ok = next(i for i, line in enumerate(lines) if " ok  build in " in line)
+    assert lines[build_ok + 1].startswith("12:00:05     build backend ok ")
+    assert lines[lock_ok + 1].startswith("12:00:05     deploy@host ok ")
+    assert set(report.durations) == {"lock", "build"}
+
+
 def test_live_progress_redraws_a_line_per_task_and_leaves_a_summary() -> None:
     out = StringIO()
     report = Reporter(Console(file=out, force_terminal=True, color_system=None, width=120), Masker([Secret("TOKEN", SECRET)]), live=True)
