@@ -437,9 +437,9 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
                 with report.stage("publish", dplan.registry.url):
                     publish(ctx, plan, secrets)
             with report.stage("deploy", ", ".join(h.name for h in hosts)):
-                go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets)
+                retire = go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets)
                 live.update(h.name for h in keepers)
-        prune(ctx, hosts, dplan)
+        finish(ctx, hosts, dplan, retire)
     report.info(f"release {number} ({t.short_sha}) is live; stages: "
                 + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
     return number
@@ -466,18 +466,29 @@ def already_live(plan: Plan, hosts: list[HostDeployer], secrets: Mapping[str, Se
 
 
 def go_live(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, record: Record, put_files: fleet.Prepare,
-            images: dict[str, str], secrets: Mapping[str, Secret]) -> None:
-    """Prepare every host, switch them batch after batch (undone everywhere on any failure), retire the old.
-    A swarm gets its release through the manager, which rolls the stack out on every node."""
+            images: dict[str, str], secrets: Mapping[str, Secret]) -> Callable[[], None]:
+    """Prepare every host, switch them batch after batch (undone everywhere on any failure) until Docker agrees
+    every new container is healthy; returns what retires the old ones (`finish` runs it once the release is
+    recorded). A swarm gets its release through the manager, which rolls the stack out on every node."""
     login = registry_login(plan, secrets)
     if plan.swarm:
         deploy = swarm_deploy.SwarmDeploy(hosts, plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
         swarm_deploy.go_live(deploy, record, put_files(hosts[0]), images, login)
-        return
+        return lambda: None  # retired by the manager already
     rollout = fleet.Rollout(hosts, plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
     rollout.prepare(record, put_files, images, login)
     rollout.switch(record.number)
-    rollout.retire()
+    return rollout.retire
+
+
+def finish(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, retire: Callable[[], None]) -> None:
+    """The release is live and recorded as such: the old containers are drained and stopped while old releases
+    are pruned, still under the locks. (An interruption now leaves old containers beside the live release;
+    the next deploy stops them.)"""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        retiring = pool.submit(retire)
+        prune(ctx, hosts, plan)
+    retiring.result()
 
 
 def recording(plan: DeployPlan, hosts: list[HostDeployer]) -> list[HostDeployer]:
@@ -547,7 +558,7 @@ def rollback(ctx: Context, plan: DeployPlan, target: int | None) -> int:
                 h.copy_release(chosen.number, record.number, own)
                 return {**chosen.files, **{k: b.digest for k, b in own.items()}}
 
-            go_live(ctx, hosts, plan, record, put_files, chosen.images, secrets)
+            retire = go_live(ctx, hosts, plan, record, put_files, chosen.images, secrets)
             live.update(h.name for h in keepers)
-        prune(ctx, hosts, plan)
+        finish(ctx, hosts, plan, retire)
     return record.number
