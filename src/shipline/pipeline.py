@@ -307,14 +307,14 @@ def recorded(ctx: Context, hosts: list[HostDeployer], record: Record) -> Iterato
 
 
 def prune(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan) -> None:
-    """Still under the locks: keep the newest successful releases (whoever made them), their files and images."""
+    """Under the locks: keep the newest successful releases (whoever made them) and running ones, their files and
+    images."""
     for h in hosts:
         records = hosts[0].ledger if plan.swarm else h.ledger  # a swarm's manager keeps the whole history
-        kept = ledger.kept(records, plan.keep_releases)
-        running = {r.number for r in records if r.status == ledger.RUNNING}
+        kept = [*ledger.kept(records, plan.keep_releases), *(r for r in records if r.status == ledger.RUNNING)]
         images = {ref for r in kept for ref in r.images.values()}
         try:
-            h.prune({r.number for r in kept} | running, images)
+            h.prune({r.number for r in kept}, images)
         except ShiplineError as exc:
             ctx.report.warn(f"{h.name}: pruning failed ({exc.message}); the next deploy prunes again")
 
@@ -437,9 +437,8 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
                 with report.stage("publish", dplan.registry.url):
                     publish(ctx, plan, secrets)
             with report.stage("deploy", ", ".join(h.name for h in hosts)):
-                retire = go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets)
+                finish(ctx, hosts, dplan, go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets))
                 live.update(h.name for h in keepers)
-        finish(ctx, hosts, dplan, retire)
     report.info(f"release {number} ({t.short_sha}) is live; stages: "
                 + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
     return number
@@ -468,8 +467,8 @@ def already_live(plan: Plan, hosts: list[HostDeployer], secrets: Mapping[str, Se
 def go_live(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, record: Record, put_files: fleet.Prepare,
             images: dict[str, str], secrets: Mapping[str, Secret]) -> Callable[[], None]:
     """Prepare every host, switch them batch after batch (undone everywhere on any failure) until Docker agrees
-    every new container is healthy; returns what retires the old ones (`finish` runs it once the release is
-    recorded). A swarm gets its release through the manager, which rolls the stack out on every node."""
+    every new container is healthy; returns what retires the old ones (`finish` runs it). A swarm gets its
+    release through the manager, which rolls the stack out on every node."""
     login = registry_login(plan, secrets)
     if plan.swarm:
         deploy = swarm_deploy.SwarmDeploy(hosts, plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
@@ -482,9 +481,10 @@ def go_live(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, record: R
 
 
 def finish(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, retire: Callable[[], None]) -> None:
-    """The release is live and recorded as such: the old containers are drained and stopped while old releases
-    are pruned, still under the locks. (An interruption now leaves old containers beside the live release;
-    the next deploy stops them.)"""
+    """The release is live: the old containers are drained and stopped while old releases are pruned, before
+    the release is recorded as succeeded (so an interruption here leaves an unfinished record, and the next
+    deploy stops what was left). Pruning now keeps this running release and as many successful ones as
+    before it, one more than after: it never removes what a rollback could still want."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         retiring = pool.submit(retire)
         prune(ctx, hosts, plan)
@@ -558,7 +558,6 @@ def rollback(ctx: Context, plan: DeployPlan, target: int | None) -> int:
                 h.copy_release(chosen.number, record.number, own)
                 return {**chosen.files, **{k: b.digest for k, b in own.items()}}
 
-            retire = go_live(ctx, hosts, plan, record, put_files, chosen.images, secrets)
+            finish(ctx, hosts, plan, go_live(ctx, hosts, plan, record, put_files, chosen.images, secrets))
             live.update(h.name for h in keepers)
-        finish(ctx, hosts, plan, retire)
     return record.number

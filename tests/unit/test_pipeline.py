@@ -100,9 +100,13 @@ def test_rollback_goes_to_the_newest_success_of_another_commit_or_the_one_named(
 def test_prune_keeps_the_newest_successes_whoever_made_them(tmp_path: Path) -> None:
     ctx, hosts = fleet(tmp_path, [[rec(1, sha="a"), rec(2, sha="b"), rec(3, "failed", "c"), rec(4, sha="d"), rec(5, "running", "e")]],
                        dirs=["1", "2", "3", "4", "5"])
+    tags = "".join(f"r/shop/backend:{c * 7} id{c}\n" for c in "abcde")
+    hosts[0].ex.rules.insert(0, lambda a: (0, tags) if a[:3] == ["docker", "image", "ls"] else None)  # type: ignore[attr-defined]
     pipeline.prune(ctx, hosts, hosts[0].plan)
     removed = [c[-1] for c in hosts[0].ex.ran("rm", "-rf")]  # type: ignore[attr-defined]
     assert removed == [".shipline/shop/releases/3"]  # keep_releases 5: 1, 2, 4 kept; 5 is under way
+    # the running release's images too: pruning runs while the release retires its old containers
+    assert hosts[0].ex.ran("docker", "image", "rm") == [["docker", "image", "rm", "r/shop/backend:ccccccc"]]  # type: ignore[attr-defined]
 
 
 def test_already_live_needs_the_same_commit_files_images_and_every_service_running(tmp_path: Path) -> None:
