@@ -87,8 +87,7 @@ class HostDeployer:
 
     def release_numbers(self) -> list[int]:
         """Release directories on the host: numbers a ledger-less older shipline used count as taken too."""
-        res = self.ex.run(["ls", "-1", self.layout.releases_dir])
-        return [int(n) for n in res.output.split() if n.isdigit()] if res.ok else []
+        return [int(n) for n in self.ex.listdir(self.layout.releases_dir) or [] if n.isdigit()]
 
     def record(self, record: Record) -> None:
         self.ex.append(self.layout.ledger, ledger.encode(record))
@@ -185,7 +184,7 @@ class HostDeployer:
             self.ex.put(f"{dst}/{name}", blob.data, blob.mode)
 
     def has_release(self, number: int) -> bool:
-        return self.ex.run(["test", "-f", f"{self.layout.release_dir(number)}/{RELEASE_FILE}"]).ok
+        return RELEASE_FILE in (self.ex.listdir(self.layout.release_dir(number)) or [])
 
     def pull(self, images: dict[str, str], login: tuple[tuple[str, ...], Secret] | None) -> dict[str, str]:
         """Pull every image; return the digest each tag had when pulled (what the host will run)."""

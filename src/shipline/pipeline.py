@@ -166,8 +166,9 @@ def run_tests(ctx: Context, plan: Plan, workspace: Path, only: set[str] | None =
         ctx.report.info(f"test {step.name}")
         try:
             res = local.run(argv, on_line=ctx.report.sink(f"test {step.name}"))
-        finally:
-            local.run(dc.remove_container(step.container.replace("{run}", run)))  # gone already unless interrupted
+        except BaseException:  # interrupted: `docker run --rm` removes it only when it ends
+            local.run(dc.remove_container(step.container.replace("{run}", run)))
+            raise
         if not res.ok:
             raise StepFailed(
                 f"test step {step.name!r} failed with exit status {res.returncode}; nothing was pushed or deployed. "

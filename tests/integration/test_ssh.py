@@ -134,3 +134,17 @@ def test_appends_from_two_connections_are_never_interleaved() -> None:
         first.run(["rm", "-f", path])
         first.close()
         second.close()
+
+
+def test_a_directory_is_listed_without_running_a_command() -> None:
+    ex = connect(read_testenv()["SHIPLINE_HOST_KEY"])
+    directory = f"{ex.query(['pwd']).strip()}/shipline-listdir-{uuid.uuid4().hex[:8]}"
+    try:
+        assert ex.listdir(directory) is None
+        ex.run(["mkdir", "-p", f"{directory}/7", f"{directory}/12"]).check("mkdir")
+        ex.put(f"{directory}/7/release.json", b"{}")
+        assert sorted(ex.listdir(directory) or []) == ["12", "7"]
+        assert ex.listdir(f"{directory}/7") == ["release.json"]
+    finally:
+        ex.run(["rm", "-rf", directory])
+        ex.close()

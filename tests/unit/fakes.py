@@ -88,6 +88,11 @@ class FakeExecutor:
         entry = self.files.get(path)
         return entry[0] if entry else None
 
+    def listdir(self, path: str) -> list[str] | None:
+        """Answered by the rules as `ls -1 PATH` would be (exit status 0: one name per line)."""
+        code, out = self._answer(["ls", "-1", path])
+        return out.split() if code == 0 else None
+
     def hold(self, argv: Sequence[str]) -> FakeHeld:
         self.commands.append(list(argv))
         return FakeHeld(self)

@@ -119,6 +119,10 @@ class Executor(Protocol):
         """A file's content, or None when it does not exist."""
         ...
 
+    def listdir(self, path: str) -> list[str] | None:
+        """The names in a directory, or None when it does not exist (over SSH, by SFTP: no command runs)."""
+        ...
+
     def hold(self, argv: Sequence[str]) -> Held:
         """Start a command that runs until `close()` or until this connection ends, whichever comes first."""
         ...

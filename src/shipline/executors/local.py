@@ -147,6 +147,12 @@ class LocalExecutor:
         except FileNotFoundError:
             return None
 
+    def listdir(self, path: str) -> list[str] | None:
+        try:
+            return os.listdir(path)
+        except FileNotFoundError:
+            return None
+
     def hold(self, argv: Sequence[str]) -> LocalHeld:
         return LocalHeld(argv, self._env, self._cancel)
 

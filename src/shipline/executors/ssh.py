@@ -291,6 +291,13 @@ class SSHExecutor:
             except FileNotFoundError:
                 return None
 
+    def listdir(self, path: str) -> list[str] | None:
+        with self._guard(f"listing {path}"), self._sftp_lock:
+            try:
+                return list(self._sftp_client().listdir(path))
+            except FileNotFoundError:
+                return None
+
     def hold(self, argv: Sequence[str]) -> SSHHeld:
         with self._guard(f"starting {argv[0]}"):
             return SSHHeld(self._open(argv, None, combine=True), self._cancel)
