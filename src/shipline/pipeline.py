@@ -307,12 +307,13 @@ def recorded(ctx: Context, hosts: list[HostDeployer], record: Record) -> Iterato
     finish(ledger.SUCCEEDED)
 
 
-def prune(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan) -> None:
-    """Under the locks: keep the newest successful releases (whoever made them) and running ones, their files and
-    images."""
+def prune(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, live: int | None = None) -> None:
+    """Under the locks: keep the newest successful releases (whoever made them), counting release `live` (which is
+    serving, its record not yet written) among them, and any other still running; their files and images."""
     for h in hosts:
         records = hosts[0].ledger if plan.swarm else h.ledger  # a swarm's manager keeps the whole history
-        kept = [*ledger.kept(records, plan.keep_releases), *(r for r in records if r.status == ledger.RUNNING)]
+        counted = [replace(r, status=ledger.SUCCEEDED) if r.number == live else r for r in records]
+        kept = [*ledger.kept(counted, plan.keep_releases), *(r for r in counted if r.status == ledger.RUNNING)]
         images = {ref for r in kept for ref in r.images.values()}
         try:
             h.prune({r.number for r in kept}, images)
@@ -438,7 +439,7 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
                 with report.stage("publish", dplan.registry.url):
                     publish(ctx, plan, secrets)
             with report.stage("deploy", ", ".join(h.name for h in hosts)):
-                finish(ctx, hosts, dplan, go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets))
+                finish(ctx, hosts, dplan, number, go_live(ctx, hosts, dplan, record, put_files, plan.images, secrets))
                 live.update(h.name for h in keepers)
     report.info(f"release {number} ({t.short_sha}) is live; stages: "
                 + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
@@ -481,14 +482,13 @@ def go_live(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, record: R
     return rollout.retire
 
 
-def finish(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, retire: Callable[[], None]) -> None:
-    """The release is live: the old containers are drained and stopped while old releases are pruned, before
-    the release is recorded as succeeded (so an interruption here leaves an unfinished record, and the next
-    deploy stops what was left). Pruning now keeps this running release and as many successful ones as
-    before it, one more than after: it never removes what a rollback could still want."""
+def finish(ctx: Context, hosts: list[HostDeployer], plan: DeployPlan, number: int, retire: Callable[[], None]) -> None:
+    """Release `number` is live: the old containers are drained and stopped while old releases are pruned (as if
+    it had succeeded), before it is recorded as succeeded, so an interruption here leaves an unfinished record
+    and the next deploy stops what was left."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         retiring = pool.submit(retire)
-        prune(ctx, hosts, plan)
+        prune(ctx, hosts, plan, live=number)
     retiring.result()
 
 
@@ -559,6 +559,6 @@ def rollback(ctx: Context, plan: DeployPlan, target: int | None) -> int:
                 h.copy_release(chosen.number, record.number, own)
                 return {**chosen.files, **{k: b.digest for k, b in own.items()}}
 
-            finish(ctx, hosts, plan, go_live(ctx, hosts, plan, record, put_files, chosen.images, secrets))
+            finish(ctx, hosts, plan, record.number, go_live(ctx, hosts, plan, record, put_files, chosen.images, secrets))
             live.update(h.name for h in keepers)
     return record.number

@@ -109,6 +109,15 @@ def test_prune_keeps_the_newest_successes_whoever_made_them(tmp_path: Path) -> N
     assert hosts[0].ex.ran("docker", "image", "rm") == [["docker", "image", "rm", "r/shop/backend:ccccccc"]]  # type: ignore[attr-defined]
 
 
+def test_prune_counts_the_release_going_live_as_one_of_the_kept(tmp_path: Path) -> None:
+    """While a release retires its old containers it is not recorded yet: it counts as succeeded, so the host keeps
+    exactly keep_releases releases once it is."""
+    ctx, hosts = fleet(tmp_path, [[rec(n, sha=c) for n, c in zip(range(1, 6), "abcde", strict=True)] + [rec(6, "running", "f")]],
+                       dirs=["1", "2", "3", "4", "5", "6"])
+    pipeline.prune(ctx, hosts, hosts[0].plan, live=6)
+    assert [c[-1] for c in hosts[0].ex.ran("rm", "-rf")] == [".shipline/shop/releases/1"]  # type: ignore[attr-defined]
+
+
 def test_already_live_needs_the_same_commit_files_images_and_every_service_running(tmp_path: Path) -> None:
     from dataclasses import replace
 
