@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from shipline.executors.base import collect
 from shipline.executors.local import LocalExecutor
+from shipline.executors.ssh import end_input
 from shipline.secrets import Masker, Secret
 
 KEEP_CHARS = 1 << 20  # executors.base.KEEP_CHARS: a 1 MiB tail
@@ -103,3 +105,30 @@ def test_put_can_write_its_temporary_file_outside_a_watched_directory(tmp_path: 
     assert seen == [str(tmp_path / ".shop-backend.yml.shipline-tmp")]
     assert [p.name for p in watched.iterdir()] == ["shop-backend.yml"]
     assert (watched / "shop-backend.yml").read_bytes() == b"http: {}\n"
+
+
+def test_the_eof_on_a_commands_stdin_is_sent_under_the_channels_lock() -> None:
+    """Sent after the lock is released (as paramiko's shutdown_write does), it can follow the CLOSE that the
+    transport thread sends when the command ends meanwhile, and OpenSSH then drops the whole connection."""
+    sent: list[tuple[str, bool]] = []
+
+    class Channel:
+        lock = threading.Lock()
+        eof_sent = False
+
+        def _send_eof(self) -> str | None:
+            if self.eof_sent:
+                return None
+            self.eof_sent = True
+            return "EOF"
+
+    chan = Channel()
+
+    class Transport:
+        def _send_user_message(self, message: str) -> None:
+            sent.append((message, chan.lock.locked()))
+
+    chan.transport = Transport()  # type: ignore[attr-defined]
+    end_input(chan)  # type: ignore[arg-type]
+    end_input(chan)  # type: ignore[arg-type]  # once only, like shutdown_write
+    assert sent == [("EOF", True)]

@@ -67,6 +67,21 @@ def _chunks(chan: paramiko.Channel, cancel: Cancel, *, stderr: bool = False) -> 
         yield data
 
 
+def end_input(chan: paramiko.Channel) -> None:
+    """EOF on a command's stdin, sent while the channel's lock is held.
+
+    paramiko's `shutdown_write()` marks the EOF sent under the lock but sends it after releasing it. A command that
+    has ended by then (likely under load, with several commands at once on one connection) has its channel closed
+    by paramiko's transport thread in between, so the EOF goes out after our CLOSE, naming a channel the server has
+    freed: OpenSSH then drops the whole connection ("ieof packet referred to nonexistent channel"). Holding the
+    lock keeps the EOF before the CLOSE.
+    """
+    with chan.lock:
+        message = chan._send_eof()  # type: ignore[attr-defined]  # None if sent already, or the channel closed
+        if message is not None and chan.transport is not None:
+            chan.transport._send_user_message(message)  # type: ignore[attr-defined]
+
+
 def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
     rest = b""
     for chunk in chunks:
@@ -108,7 +123,7 @@ class SSHHeld:
 
     def close(self) -> int | None:
         try:
-            self._chan.shutdown_write()
+            end_input(self._chan)
             deadline = time.monotonic() + 5
             while not self._chan.exit_status_ready() and time.monotonic() < deadline and self.alive():
                 time.sleep(0.02)
@@ -232,7 +247,7 @@ class SSHExecutor:
             chan = self._open(argv, cwd, combine=True)
             if stdin is not None:
                 chan.sendall(stdin)
-            chan.shutdown_write()
+            end_input(chan)
             try:
                 output = collect(_lines(_chunks(chan, self._cancel)), self._mask, on_line)
             except KeyboardInterrupt:
@@ -243,7 +258,7 @@ class SSHExecutor:
     def query(self, argv: Sequence[str], what: str | None = None) -> str:
         with self._guard(f"running {argv[0]}"):
             chan = self._open(argv, None, combine=False)
-            chan.shutdown_write()
+            end_input(chan)
             try:
                 out = b"".join(_chunks(chan, self._cancel))
                 err = b"".join(_chunks(chan, self._cancel, stderr=True))
