@@ -21,7 +21,7 @@ import pytest
 from shipline.errors import ExitCode
 
 from .load import LoadGenerator, LoadResult, slow_request
-from .stack import AppRepo, compose_down, make_app_repo, make_example_repo, use_caddy
+from .stack import AppRepo, compose_down, make_app_repo, make_example_repo, registry_tags, use_caddy
 
 pytestmark = pytest.mark.integration
 RATE = 200  # requests per second through the proxy, as the issue asks
@@ -258,3 +258,37 @@ def test_sigterm_mid_deploy_leaves_the_old_release_serving_and_a_record(traefik_
     latest = json.loads(app.shipline("releases", "--json").out)[0]
     assert latest["status"] == "interrupted" and latest["reason"] == "interrupted by SIGTERM"
     assert len(backend_containers(app)) == 1
+
+
+def test_sigterm_while_building_kills_the_build_beside_the_locked_hosts(traefik_app: AppRepo) -> None:
+    """The build runs in a thread of its own while the hosts are locked and given the release's files: a signal
+    still stops it at once (a build step that would sleep for 10 minutes), records the release as interrupted,
+    frees the lock and pushes nothing."""
+    app = traefik_app
+    serving = app.version()
+    dockerfile = f"{app.sources}backend/Dockerfile"
+    original = (app.path / dockerfile).read_text()
+    app.edit(dockerfile, "COPY app ./app\n", "COPY app ./app\nRUN sleep 600\n")
+    short = app.commit("a build that never ends")
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "shipline", "deploy", "--config", "shipline.yml"], cwd=app.path,
+                                env=app.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:  # the build has started and the release is recorded on the host: both under way
+            lines.append(line)
+            if (any(x.rstrip().endswith("build backend ...") for x in lines)
+                    and any(f"{app.app} at {short} (" in x for x in lines)):
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest = proc.communicate(timeout=120)[0]  # not 600 s: the build was killed, not waited for
+        out = "".join(lines) + rest
+        assert proc.returncode == 130, out
+        assert app.version() == serving
+        assert "unlocked" in app.shipline("lock", "status").out
+        latest = json.loads(app.shipline("releases", "--json").out)[0]
+        assert latest["short_sha"] == short and latest["status"] == "interrupted", latest
+        assert short not in registry_tags("127.0.0.1:5000", f"{app.app}/backend"), "nothing was pushed"
+    finally:
+        (app.path / dockerfile).write_text(original)
+        app.commit("the build ends again")
