@@ -45,6 +45,12 @@ def each(hosts: Sequence[HostDeployer], fn: Callable[[HostDeployer], T]) -> list
         return list(pool.map(one, hosts))
 
 
+def check_locks(hosts: Sequence[HostDeployer]) -> None:
+    """Stop here if the run was cancelled or any host's lock was lost (its connection dropped)."""
+    for h in hosts:
+        h.check_lock()
+
+
 def first_error(results: Sequence[tuple[HostDeployer, object, BaseException | None]]) -> BaseException | None:
     """The error to report: a lost host or an interrupt before an ordinary failure."""
     errors = [e for _, _, e in results if e is not None]

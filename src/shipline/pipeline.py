@@ -14,7 +14,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -367,13 +367,16 @@ class LocalWork:
         """The workspace, once the checkout is done; raises what stopped it."""
         self._checked_out.wait()
         if self.workspace is None:
-            self.result()
-            raise StepFailed("the checkout failed")  # result() raised already; this is for mypy's sake
+            self.result()  # the checkout failed: this raises its error
+        assert self.workspace is not None
         return self.workspace
 
-    def result(self) -> None:
-        """Wait for the build and tests; raise what failed."""
+    def result(self, check: Callable[[], None] = lambda: None) -> None:
+        """Wait for the build and tests, calling `check` meanwhile (the hosts' locks: a connection that drops while
+        the build runs stops the deploy then, not when the build is done); raise what failed."""
         assert self._done is not None
+        while not wait((self._done,), timeout=0.2).done:
+            check()
         self._done.result()
 
     def stop(self) -> None:
@@ -434,7 +437,7 @@ def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
 
             if not dplan.swarm:
                 fleet.Rollout(hosts, dplan, report, cancel=ctx.cancel, sleep=ctx.sleep).stage(record, put_files)
-            work.result()
+            work.result(lambda: fleet.check_locks(hosts))
             if build:
                 with report.stage("publish", dplan.registry.url):
                     publish(ctx, plan, secrets)

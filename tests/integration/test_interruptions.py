@@ -146,3 +146,29 @@ def test_a_dropped_ssh_connection_is_a_clear_failure_and_the_next_deploy_heals(a
     assert gen.result is not None
     print(gen.result.summary())
     assert gen.result.failed == 0, f"{gen.result.failures_by_kind()} {gen.result.summary()}"
+
+
+def test_a_connection_dropped_while_building_stops_the_deploy_then(app: AppRepo) -> None:
+    """The build runs beside the locked hosts: the deploy watches their locks while it waits for it, so a dropped
+    connection stops it at once (the build, a step that would sleep for 10 minutes, is killed), and the next
+    deploy heals."""
+    serving = app.version()
+    original = (app.path / "backend/Dockerfile").read_text()
+    app.edit("backend/Dockerfile", "COPY app ./app\n", "COPY app ./app\nRUN sleep 600\n")
+    short = app.commit("a build that never ends")
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "shipline", "deploy", "--config", "shipline.yml"], cwd=app.path,
+                                env=app.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out = read_until(proc, f"{app.app} at {short} (")  # recorded on the host; the build is under way
+        out += read_until(proc, "build backend ...") if "build backend ..." not in out else ""
+        time.sleep(2)  # the release's files are on the host by now (about 0.3 s): the deploy waits for the build
+        for pid in server_sessions(proc.pid):
+            subprocess.run(["kill", "-KILL", str(pid)], check=False)
+        out += proc.communicate(timeout=120)[0]  # not 600 s: the build was killed, not waited for
+        assert proc.returncode in (ExitCode.DEPLOY_FAILED, ExitCode.HOST_UNREACHABLE), out
+        assert "Traceback" not in out and ("lock was lost" in out or "dropped" in out), out
+        assert app.version() == serving
+    finally:
+        (app.path / "backend/Dockerfile").write_text(original)
+        app.commit("the build ends again")
+    heal_and_check(app, next(r["number"] for r in releases(app) if r["short_sha"] == short))
