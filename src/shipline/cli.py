@@ -156,9 +156,9 @@ def deploy(cli: typer.Context, config: ConfigOpt = Path("shipline.yml"), ref: Re
 
     project = committed_project(config, ref)
     ctx = context(cli, verbose)
-    plan = pipeline.compile_for(ctx, project, pipeline.make_trigger(project, ref, source, actor), rebuild=rebuild,
-                                build_cache=build_cache.value if build_cache else None)
-    pipeline.deploy(ctx, plan, build=not no_build)
+    plan, executors = pipeline.compile_connected(ctx, project, pipeline.make_trigger(project, ref, source, actor),
+                                                 rebuild=rebuild, build_cache=build_cache.value if build_cache else None)
+    pipeline.deploy(ctx, plan, build=not no_build, executors=executors)
 
 
 @app.command()

@@ -181,8 +181,8 @@ def registry_login(plan: DeployPlan, secrets: Mapping[str, Secret]) -> tuple[tup
 
 
 def publish(ctx: Context, plan: Plan, secrets: Mapping[str, Secret], only: set[str] | None = None) -> None:
-    """Push the built images, then tag them in the registry: reused ones with this commit's tag, built ones with
-    their inputs tag (by the digest this run pushed, which is what it tested)."""
+    """Push the built images while the reused ones get this commit's tag in the registry; then tag the built
+    ones with their inputs tag (by the digest this run pushed, which is what it tested)."""
     local = ctx.local
     login = registry_login(plan.deploy, secrets)
     if login:
@@ -190,13 +190,15 @@ def publish(ctx: Context, plan: Plan, secrets: Mapping[str, Secret], only: set[s
         local.run(argv, stdin=password.reveal().encode(), on_line=ctx.report.sink("login")).check("registry login")
     service = {ref: svc for svc, ref in plan.images.items()}
     pushes = [p for p in plan.pushes if only is None or service[p[-1]] in only]
-    with ThreadPoolExecutor(max_workers=max(1, len(pushes))) as pool:
-        results = list(pool.map(lambda argv: local.run(argv, on_line=ctx.report.sink("push")), pushes))
-    for res in results:
-        res.check()
-    pushed = {service[r.argv[-1]]: d for r in results if (d := reuse.pushed_digest(r.output))}
-    with open_registry(plan.deploy, secrets) as registry:
-        reuse.tag_images(registry, plan, ctx.report, plan.platform, pushed, only)
+    sink = ctx.report.sink("push")
+    with open_registry(plan.deploy, secrets) as registry, ThreadPoolExecutor(max_workers=1 + len(pushes)) as pool:
+        reused = pool.submit(reuse.tag_reused, registry, plan, ctx.report, plan.platform, only)
+        results = list(pool.map(lambda argv: local.run(argv, on_line=sink), pushes))
+        reused.result()
+        for res in results:
+            res.check()
+        pushed = {service[r.argv[-1]]: d for r in results if (d := reuse.pushed_digest(r.output))}
+        reuse.tag_built(registry, plan, pushed, only)
 
 
 def holder() -> str:
@@ -229,17 +231,39 @@ def connect_all(ctx: Context, plan: DeployPlan) -> list[Executor]:
     raise error
 
 
+def connect_stage(ctx: Context, plan: DeployPlan) -> list[Executor]:
+    with ctx.report.stage("connect", ", ".join(t.host.address for t in plan.targets)):
+        return connect_all(ctx, plan)
+
+
+def compile_connected(ctx: Context, project: Project, trigger: Trigger, *, rebuild: bool = False,
+                      build_cache: str | None = None) -> tuple[Plan, list[Executor]]:
+    """`compile_for` while every host is being connected: both wait mostly on the network (registry HEAD
+    requests, SSH handshakes), and a deploy needs both before anything else. A wrong key still costs no build."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        connecting = pool.submit(connect_stage, ctx, deploy_plan(project))
+        try:
+            plan = compile_for(ctx, project, trigger, rebuild=rebuild, build_cache=build_cache)
+        except BaseException:
+            with suppress(BaseException):
+                for ex in connecting.result():
+                    ex.close()
+            raise
+        return plan, connecting.result()
+
+
 @contextmanager
-def connected(ctx: Context, plan: DeployPlan) -> Iterator[list[HostDeployer]]:
-    """Every host connected (and its key checked) first: a wrong key costs no build. Closed however it ends."""
-    executors: list[Executor] = []
+def connected(ctx: Context, plan: DeployPlan, executors: list[Executor] | None = None) -> Iterator[list[HostDeployer]]:
+    """Every host connected (and its key checked) first, unless `compile_connected` did it: a wrong key costs no
+    build. Closed however it ends."""
+    opened: list[Executor] = executors or []
     try:
-        with ctx.report.stage("connect", ", ".join(t.host.address for t in plan.targets)):
-            executors = connect_all(ctx, plan)
+        if executors is None:
+            opened = connect_stage(ctx, plan)
         yield [HostDeployer(ex, t, plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
-               for ex, t in zip(executors, plan.targets, strict=False)]
+               for ex, t in zip(opened, plan.targets, strict=False)]
     finally:
-        for ex in executors:
+        for ex in opened:
             ex.close()
 
 
@@ -393,17 +417,17 @@ class LocalWork:
             shutil.rmtree(self.workspace, ignore_errors=True)
 
 
-def deploy(ctx: Context, plan: Plan, *, build: bool = True) -> int:
+def deploy(ctx: Context, plan: Plan, *, build: bool = True, executors: list[Executor] | None = None) -> int:
     """The whole pipeline for one commit. Returns the release number; raises on failure (recorded).
 
-    Every host is connected (and its key checked) first: a wrong key costs no build. Then the checkout, build and
-    test run locally (`LocalWork`) while the hosts are locked, checked for "already live" and given the release's
-    files; publishing waits for both.
+    Every host is connected (and its key checked) first, here or by `compile_connected` (whose `executors` this
+    closes): a wrong key costs no build. Then the checkout, build and test run locally (`LocalWork`) while the
+    hosts are locked, checked for "already live" and given the release's files; publishing waits for both.
     """
-    secrets = load_secrets(ctx, plan.deploy)
     report, t, dplan = ctx.report, plan.trigger, plan.deploy
-    work = LocalWork(ctx, plan, secrets, build)
-    with connected(ctx, dplan) as hosts, ExitStack() as stack:
+    with connected(ctx, dplan, executors) as hosts, ExitStack() as stack:
+        secrets = load_secrets(ctx, dplan)
+        work = LocalWork(ctx, plan, secrets, build)
         work.start()
         stack.callback(work.stop)
         stack.enter_context(holding_locks(ctx, hosts, t.short_sha))

@@ -72,29 +72,35 @@ def pushed_digest(push_output: str) -> str | None:
     return found[-1] if found else None
 
 
-def tag_images(registry: Registry, plan: Plan, report: Reporter, platform: str,
-               pushed: Mapping[str, str] | None = None, only: set[str] | None = None) -> None:
-    """After the tests: reused images get this commit's tag, built ones their inputs tag (manifest copies).
+def tag_reused(registry: Registry, plan: Plan, report: Reporter, platform: str, only: set[str] | None = None) -> None:
+    """After the tests: reused images get this commit's tag (manifest copies). Nothing of theirs is pushed, so
+    this runs beside the pushes of the built ones."""
+    for src in plan.sources:
+        if (only is not None and src.service not in only) or not src.inputs or not src.reuse:
+            continue
+        ref = plan.images[src.service]
+        repo = repository(ref)
+        manifest = registry.retag(repo, src.inputs_tag, ref.rsplit(":", 1)[1])
+        labels = registry.labels(repo, manifest, platform)
+        built_from = labels.get(OCI_REVISION, "")[:12] or "an earlier commit"
+        report.info(f"{src.service}: not rebuilt: tagged {ref} from the image built from {built_from} "
+                    f"(same build inputs, {manifest.digest[:19]}), no layer uploaded")
+        if labels.get(INPUTS_LABEL) not in (None, src.inputs):
+            report.warn(f"{src.service}: the image tagged {src.inputs_tag} says its inputs are "
+                        f"{labels[INPUTS_LABEL][:12]}; it was tagged by something other than shipline")
+
+
+def tag_built(registry: Registry, plan: Plan, pushed: Mapping[str, str], only: set[str] | None = None) -> None:
+    """After the pushes: built images get their inputs tag (manifest copies), for the next commit to reuse.
 
     A built image is tagged by the digest this run pushed, not by its tag, which a concurrent run of the same
     commit may have moved to its own build in the meantime.
     """
     for src in plan.sources:
-        if (only is not None and src.service not in only) or not src.inputs:
+        if (only is not None and src.service not in only) or not src.inputs or src.reuse:
             continue
         ref = plan.images[src.service]
-        repo, tag = repository(ref), ref.rsplit(":", 1)[1]
-        if src.reuse:
-            manifest = registry.retag(repo, src.inputs_tag, tag)
-            labels = registry.labels(repo, manifest, platform)
-            built_from = labels.get(OCI_REVISION, "")[:12] or "an earlier commit"
-            report.info(f"{src.service}: not rebuilt: tagged {ref} from the image built from {built_from} "
-                        f"(same build inputs, {manifest.digest[:19]}), no layer uploaded")
-            if labels.get(INPUTS_LABEL) not in (None, src.inputs):
-                report.warn(f"{src.service}: the image tagged {src.inputs_tag} says its inputs are "
-                            f"{labels[INPUTS_LABEL][:12]}; it was tagged by something other than shipline")
-        else:
-            registry.retag(repo, (pushed or {}).get(src.service, tag), src.inputs_tag)
+        registry.retag(repository(ref), pushed.get(src.service, ref.rsplit(":", 1)[1]), src.inputs_tag)
     if plan.build_cache == "inline":  # the cache travels inside the image: point the cache tag at the newest
         for b in plan.builds:
             if only is None or b.service in only:
