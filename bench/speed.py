@@ -20,6 +20,7 @@ Needs the test environment (scripts/testenv up). Run with shipline's interpreter
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import secrets
@@ -33,6 +34,8 @@ from pathlib import Path
 from statistics import median
 
 import yaml
+
+import shipline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline import Bench, free_port, run  # bench/pipeline.py: the example repository helpers
@@ -152,6 +155,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="repetitions of each measurement (medians reported)")
     parser.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
     args = parser.parse_args()
+    # shipline as installed: pip writes a package's bytecode at install time, but an editable checkout under
+    # PYTHONDONTWRITEBYTECODE (set on this kind of machine) would compile shipline's source on every run.
+    compileall.compile_dir(Path(shipline.__file__).parent, quiet=1)
     app = f"speed-{secrets.token_hex(3)}"
     bench = Speed(Path(tempfile.mkdtemp(prefix=f"{app}-")), app, free_port())
     bench.test_times = []
