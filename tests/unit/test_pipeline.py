@@ -1,5 +1,6 @@
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from io import StringIO
@@ -10,10 +11,10 @@ from rich.console import Console
 
 from shipline import ledger, pipeline
 from shipline.deployer import HostDeployer
-from shipline.errors import DeployFailed, NotFound
+from shipline.errors import ConfigError, DeployFailed, HostKeyError, NotFound
 from shipline.ledger import Record
 from shipline.plan import Trigger, compile_plan
-from shipline.project import load_project
+from shipline.project import Project, load_project
 from shipline.reporter import Reporter
 
 from .fakes import FakeDockerHost
@@ -218,3 +219,60 @@ def test_already_live_ends_local_work_with_nothing_to_build_without_cancelling(m
     steps.building.wait(5)
     work.stop()
     assert steps.log == ["checkout", "build"] and not work.cancel.requested
+
+
+class Closing(FakeDockerHost):
+    def __init__(self, closed: list[int], index: int) -> None:
+        super().__init__()
+        self.closed, self.index = closed, index
+
+    def close(self) -> None:
+        self.closed.append(self.index)
+
+
+def compiling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: Callable[[], object],
+              connect: Callable[[int, object], FakeDockerHost]) -> tuple[pipeline.Context, Project]:
+    """`compile_for` replaced by one that waits for the hosts' connections to have started, then `compiled()`."""
+    project = load_project(write_project(tmp_path), env={})
+    started = threading.Event()
+
+    def compile_for(ctx: pipeline.Context, project: Project, trigger: Trigger, **kw: object) -> object:
+        assert started.wait(5), "the hosts are connected while the plan compiles, not after"
+        return compiled()
+
+    def connecting(i: int, target: object) -> FakeDockerHost:
+        started.set()
+        return connect(i, target)
+
+    monkeypatch.setattr(pipeline, "compile_for", compile_for)
+    return pipeline.Context(env={}, report=Reporter(Console(file=StringIO())), connect=connecting), project
+
+
+def test_the_plan_compiles_while_the_hosts_connect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[int] = []
+    ctx, project = compiling(tmp_path, monkeypatch, lambda: "the plan", lambda i, t: Closing(closed, i))
+    plan, executors = pipeline.compile_connected(ctx, project, Trigger("main", "b" * 40, "bbbbbbb"))
+    assert plan == "the plan" and [e.index for e in executors] == [0] and closed == []  # type: ignore[attr-defined]
+    assert "connect" in ctx.report.durations
+
+
+def test_a_plan_that_fails_closes_the_connections_made_meanwhile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[int] = []
+
+    def broken() -> object:
+        raise ConfigError(["shipline.yml: build.backend.context: no such directory"])
+
+    ctx, project = compiling(tmp_path, monkeypatch, broken, lambda i, t: Closing(closed, i))
+    with pytest.raises(ConfigError):
+        pipeline.compile_connected(ctx, project, Trigger("main", "b" * 40, "bbbbbbb"))
+    assert closed == [0]
+
+
+def test_a_host_that_cannot_be_reached_fails_once_the_plan_is_compiled(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(i: int, target: object) -> FakeDockerHost:
+        raise HostKeyError("deploy@h: the host key differs from the pinned one")
+
+    ctx, project = compiling(tmp_path, monkeypatch, lambda: "the plan", refuse)
+    with pytest.raises(HostKeyError, match="pinned"):
+        pipeline.compile_connected(ctx, project, Trigger("main", "b" * 40, "bbbbbbb"))
