@@ -202,10 +202,11 @@ class HostDeployer:
             argv, password = login
             self.host.run(argv, "registry login", stdin=password.reveal().encode())
         self.check_lock()
-        with ThreadPoolExecutor(max_workers=max(1, len(missing))) as pool:
-            pulls = [pool.submit(self.host.run, dc.pull(ref), f"pull {ref}") for ref in missing]
-        for done in pulls:
-            done.result()
+        if missing:
+            with ThreadPoolExecutor(max_workers=len(missing)) as pool:
+                pulls = [pool.submit(self.host.run, dc.pull(ref), f"pull {ref}") for ref in missing]
+            for done in pulls:
+                done.result()
         already = f", {len(images) - len(missing)} already on the host" if len(missing) < len(images) else ""
         self.report.info(f"{self.name}: pulled {len(missing)} image(s){already}")
 

@@ -256,10 +256,8 @@ def compile_connected(ctx: Context, project: Project, trigger: Trigger, *, rebui
 def connected(ctx: Context, plan: DeployPlan, executors: list[Executor] | None = None) -> Iterator[list[HostDeployer]]:
     """Every host connected (and its key checked) first, unless `compile_connected` did it: a wrong key costs no
     build. Closed however it ends."""
-    opened: list[Executor] = executors or []
+    opened = connect_stage(ctx, plan) if executors is None else executors  # connect_all closes its own on failure
     try:
-        if executors is None:
-            opened = connect_stage(ctx, plan)
         yield [HostDeployer(ex, t, plan, ctx.report, cancel=ctx.cancel, sleep=ctx.sleep)
                for ex, t in zip(opened, plan.targets, strict=False)]
     finally:

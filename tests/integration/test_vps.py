@@ -14,7 +14,7 @@ from shipline.errors import HostKeyError
 from shipline.executors.ssh import SSHExecutor
 
 from .stack import read_testenv
-from .vps import Node
+from .vps import Node, start_nodes
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +60,19 @@ def test_nodes_pull_from_the_test_registry_and_hold_the_stand_ins(vps_nodes: lis
 def local_image_id(image: str) -> str:
     return subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True,
                           check=True).stdout.strip()
+
+
+def test_a_node_found_stopped_with_a_stale_engine_pid_file_comes_back(vps_nodes: list[Node]) -> None:
+    """What a CI machine met: node containers of an earlier run, stopped, their /run/docker.pid naming a PID that
+    exists again once the container restarts (1: its init), so a restarted engine refused to start ("pid file
+    found") and every multi-host test failed. `vps up` makes such a node anew, serving behind the same key."""
+    node = vps_nodes[-1]
+    node.sh("echo 1 > /run/docker.pid")
+    subprocess.run(["docker", "kill", node.container], check=True, capture_output=True, timeout=60)
+    assert start_nodes() == vps_nodes
+    ex = connect(node, node.host_key)
+    try:
+        name = ex.run(["docker", "info", "--format", "{{.Name}}"]).check().output.strip()
+    finally:
+        ex.close()
+    assert name == f"vps{node.index}"
